@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+# One image for every Dagster process of the deployment: the code server, the webserver, the
+# daemon and each run container DockerRunLauncher starts (docker-compose.yml picks the command).
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- builder: the project and its pinned dependencies, installed into a relocatable venv ----
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /src
+# Only what the wheel needs: tests, .git and local state stay out of the image.
+COPY pyproject.toml README.md ./
+COPY football_assets ./football_assets
+# A regular (non-editable) install, so the final stage needs no source tree; the pins in
+# pyproject.toml keep dagster, its webserver and dagster-postgres/-docker in lockstep.
+RUN pip install --upgrade pip setuptools wheel \
+    && pip install . \
+    && dagster --version
+
+# --- runtime: no compilers or pip caches, a non-root user ------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    FOOTBALL_OUTPUT_DIR=/opt/dagster/app/output
+
+# A fixed uid/gid, so files on the named volumes keep one owner across image rebuilds.
+RUN groupadd --system --gid 10001 dagster \
+    && useradd --system --uid 10001 --gid dagster --home-dir /opt/dagster \
+        --shell /usr/sbin/nologin dagster
+
+COPY --from=builder /opt/venv /opt/venv
+
+# Volume mount points exist in the image, owned by `dagster`: Docker seeds an empty named
+# volume from them, so the non-root processes can write to freshly created volumes.
+RUN mkdir -p \
+        "$DAGSTER_HOME/storage" \
+        "$DAGSTER_HOME/football_assets" \
+        /opt/dagster/app/output \
+    && chown -R dagster:dagster /opt/dagster
+
+COPY --chown=dagster:dagster deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+COPY --chown=dagster:dagster workspace.docker.yaml /opt/dagster/app/workspace.docker.yaml
+
+WORKDIR /opt/dagster/app
+USER dagster
+
+# 3000: dagster-webserver; 4000: the user code gRPC server.
+EXPOSE 3000 4000
+
+# Default role: the code server. The webserver and daemon override the command in compose;
+# run containers are given `dagster api execute_run ...` by the launcher.
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", \
+     "-m", "football_assets.definitions"]

@@ -1,0 +1,1 @@
+"""football-data.org ingestion as Dagster software-defined assets, warehoused in PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Assets by layer: ingestion (raw API answers) -> warehouse (tables) -> reporting (CSV)."""

