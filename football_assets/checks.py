@@ -1,15 +1,14 @@
-"""Asset checks beside the assets they check: integrity of the tables, completeness of the report."""
-
+"""Asset checks beside the assets they check: table integrity, completeness of the report."""
 
 import csv
 from pathlib import Path
 
 import dagster as dg
 
+from football_assets import settings
 from football_assets.assets.ingestion import raw_teams
 from football_assets.assets.reporting import SUMMARY_FILE, SummaryConfig
 from football_assets.resources.warehouse import Warehouse
-from football_assets import settings
 
 
 def _q(warehouse: Warehouse, statement: str) -> list[dict]:
@@ -43,7 +42,9 @@ def competitions_have_teams(warehouse: Warehouse) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=not rows,
         severity=dg.AssetCheckSeverity.WARN,
-        description=("Zero teams: " + ", ".join(names)) if names else "Every competition has teams.",
+        description=("Zero teams: " + ", ".join(names))
+        if names
+        else "Every competition has teams.",
         metadata={"zero_team_competitions": ", ".join(names) or "none", "count": len(rows)},
     )
 

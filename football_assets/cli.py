@@ -1,8 +1,8 @@
 """`football-assets`: a thin command line over Dagster's own APIs, against the user's instance.
 
-    football-assets refresh     materialize the whole graph for every competition
-    football-assets db stop     stop the embedded PostgreSQL (if one runs)
-    football-assets db url      print where the warehouse is (password hidden)
+football-assets refresh     materialize the whole graph for every competition
+football-assets db stop     stop the embedded PostgreSQL (if one runs)
+football-assets db url      print where the warehouse is (password hidden)
 """
 
 from __future__ import annotations
@@ -11,16 +11,10 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
-
-
-class RefreshFailed(Exception):
-    """A run of the refresh failed; str() is the one line to show the user."""
 
 
 def _ensure_dagster_home() -> Path:
@@ -33,99 +27,44 @@ def _ensure_dagster_home() -> Path:
     return path
 
 
-def _failure_line(result: Any) -> str:
-    """The user-facing line of the first failed step: our errors are one line already."""
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.event_specific_data.error
-            # Dagster wraps user exceptions; the innermost cause is the one that says what to do.
-            while error.cause is not None and error.cls_name in {
-                "DagsterExecutionStepExecutionError",
-                "DagsterExecutionHandleOutputError",
-                "DagsterExecutionLoadInputError",
-                "DagsterResourceFunctionError",
-            }:
-                error = error.cause
-            message = error.message.strip().splitlines()[-1] if error.message else error.cls_name
-            message = message.split(": ", 1)[1] if message.startswith(error.cls_name) else message
-            return f"{event.step_key}: {message}"
-    return "the run failed; see the run's logs in the Dagster UI"
-
-
-def _run(job: Any, instance: Any, selection: list[str], tags: dict[str, str] | None = None) -> Any:
-    import dagster as dg
-
-    result = job.execute_in_process(
-        instance=instance,
-        asset_selection=[dg.AssetKey(key) for key in selection],
-        tags=tags or {},
-        # Step-by-step DEBUG events stay in the instance; the terminal gets INFO and up.
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
-    )
-    if not result.success:
-        raise RefreshFailed(_failure_line(result))
-    return result
-
-
 def refresh(output_dir: str | None = None) -> int:
     home = _ensure_dagster_home()
     if output_dir:
         os.environ["FOOTBALL_OUTPUT_DIR"] = output_dir
-    warnings.filterwarnings("ignore", category=Warning, module="dagster")
     import dagster as dg
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from football_assets import settings
-    from football_assets.assets.ingestion import competition_partitions
-    from football_assets.assets.reporting import SUMMARY_FILE
+    from football_assets.assets.reporting import SUMMARY_FILE, summary_rows
     from football_assets.definitions import defs
+    from football_assets.refresh import refresh as run_refresh
+    from football_assets.resources.warehouse import WAREHOUSE_TABLES, Warehouse
 
     started = time.monotonic()
-    job = defs.resolve_implicit_global_asset_job_def()
     resources = defs.resources or {}
-    api = resources["football_api"]
-    source = getattr(api, "source", "live")
-    print(
-        f"football-assets: refreshing from the {'bundled snapshot (offline)' if source == 'snapshot' else 'live API'}"
-        f" into {resources['warehouse'].describe()}; Dagster instance {home}"  # type: ignore[attr-defined]
-    )
+    warehouse: Warehouse = resources["warehouse"]
+    live = getattr(resources["football_api"], "source", "live") == "live"
+    origin = "the live API" if live else "the bundled snapshot (offline)"
+    print(f"football-assets: refreshing from {origin} into {warehouse.describe()}")
+    print(f"football-assets: Dagster instance {home}")
     with dg.DagsterInstance.get() as instance:
-        # 1. The competition list; it registers one raw_teams partition per competition.
-        _run(job, instance, ["raw_competitions", "dim_competitions"])
-        keys = instance.get_dynamic_partitions(competition_partitions.name or "")
-        # 2. Every competition's teams in one run: one process, one session, one budget.
-        if keys:
-            _run(
-                job,
-                instance,
-                ["raw_teams"],
-                {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
-            )
-        # 3. The tables that need the teams, then the report.
-        _run(job, instance, ["dim_teams", "fact_competitions", "summary_csv"])
+        report = run_refresh(defs, instance)
 
-    from football_assets.assets.reporting import summary_rows
-    from football_assets.resources.warehouse import Warehouse
-
-    warehouse: Warehouse = resources["warehouse"]  # type: ignore[assignment]
-    counts = {
-        name: warehouse.query(f'SELECT count(*) AS n FROM "{warehouse.schema}".{name}')[0]["n"]  # noqa: S608
-        for name in ("dim_competitions", "dim_teams", "fact_competitions")
-    }
     summary = summary_rows(warehouse)
-    zero = [r["competition_name"] for r in summary if r["number_of_teams"] == 0]
+    zero = [
+        f"{r['competition_name']} ({r['competition_id']})"
+        for r in summary
+        if not r["number_of_teams"]
+    ]
+    counts = ", ".join(f"{name}={warehouse.count_rows(name)}" for name in WAREHOUSE_TABLES)
     path = settings.output_dir() / SUMMARY_FILE
-    print(f"Summary: {path} ({len(summary)} competitions" + (f"; zero teams: {', '.join(zero)}" if zero else "") + ")")
+    print(f"Summary: {path} ({len(summary)} competitions; zero teams: {', '.join(zero) or 'none'})")
+    print(f"Rows in schema {warehouse.schema}: {counts}")
+    calls = len(report.partitions) + 1
     print(
-        "Rows: "
-        + ", ".join(f"{warehouse.schema}.{name}={count}" for name, count in counts.items())
+        f"Done in {time.monotonic() - started:.1f} s: {calls} "
+        f"{'API requests' if live else 'snapshot responses'}, runs {', '.join(report.run_ids)}"
     )
-    print(f"Done in {time.monotonic() - started:.1f} s over {len(keys) + 1} API requests.")
-    print(f"Open the UI: DAGSTER_HOME={home} dagster dev   (then http://127.0.0.1:3000)")
+    print(f"See it in the UI: DAGSTER_HOME={home} dagster dev   (http://127.0.0.1:3000)")
     return 0
 
 
@@ -136,7 +75,11 @@ def db_command(action: str) -> int:
     if action == "stop":
         pgdata = settings.embedded_pgdata()
         stopped = stop_embedded_postgres(pgdata)
-        print(f"Stopped the embedded PostgreSQL in {pgdata}." if stopped else f"No embedded PostgreSQL runs in {pgdata}.")
+        print(
+            f"Stopped the embedded PostgreSQL in {pgdata}."
+            if stopped
+            else f"No embedded PostgreSQL runs in {pgdata}."
+        )
         return 0
     from football_assets.definitions import build_warehouse
 
@@ -147,8 +90,12 @@ def db_command(action: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="football-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    refresh_parser = commands.add_parser("refresh", help="materialize every asset, every competition")
-    refresh_parser.add_argument("--output-dir", help="where summary.csv goes (default $FOOTBALL_OUTPUT_DIR or ./output)")
+    refresh_parser = commands.add_parser(
+        "refresh", help="materialize every asset, every competition"
+    )
+    refresh_parser.add_argument(
+        "--output-dir", help="where summary.csv goes (default $FOOTBALL_OUTPUT_DIR or ./output)"
+    )
     db_parser = commands.add_parser("db", help="the warehouse database")
     db_parser.add_argument("action", choices=["stop", "url"])
     args = parser.parse_args(argv)
@@ -156,11 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "refresh":
             return refresh(args.output_dir)
         return db_command(args.action)
-    except RefreshFailed as exc:
-        print(f"football-assets: refresh failed at {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:  # one line, never a traceback, for errors users can cause
+        from football_assets.refresh import RefreshFailed
         from football_assets.resources.api import FootballDataError
+
+        if isinstance(exc, RefreshFailed):
+            print(f"football-assets: refresh failed at {exc} (run {exc.run_id})", file=sys.stderr)
+            return 1
         from football_assets.resources.warehouse import WarehouseError
         from football_assets.settings import ConfigError
 

@@ -1,7 +1,6 @@
 """The one place that wires assets, checks, resources and automation together."""
 
-
-import warnings
+from typing import Any
 
 import dagster as dg
 
@@ -15,10 +14,6 @@ from football_assets.resources.api import (
 )
 from football_assets.resources.io_manager import PostgresIOManager
 from football_assets.resources.warehouse import Warehouse
-
-# We use data versions and single-run backfills on purpose; their beta notices are noise here.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def build_football_api() -> FootballDataApi:
@@ -42,19 +37,26 @@ def build_warehouse() -> Warehouse:
     )
 
 
-def build_resources() -> dict[str, object]:
-    warehouse_resource = build_warehouse()
+def build_resources(
+    football_api: FootballDataApi | None = None, warehouse_resource: Warehouse | None = None
+) -> dict[str, Any]:
+    warehouse_resource = warehouse_resource or build_warehouse()
     return {
-        "football_api": build_football_api(),
+        "football_api": football_api or build_football_api(),
         "warehouse": warehouse_resource,
         "warehouse_io_manager": PostgresIOManager(warehouse=warehouse_resource),
     }
 
 
-all_assets = dg.load_assets_from_modules([ingestion, warehouse, reporting])
+def build_definitions(
+    football_api: FootballDataApi | None = None, warehouse_resource: Warehouse | None = None
+) -> dg.Definitions:
+    """The project's Definitions; tests pass resources pointing at their own services."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([ingestion, warehouse, reporting]),
+        asset_checks=ALL_CHECKS,
+        resources=build_resources(football_api, warehouse_resource),
+    )
 
-defs = dg.Definitions(
-    assets=all_assets,
-    asset_checks=ALL_CHECKS,
-    resources=build_resources(),
-)
+
+defs = build_definitions()

@@ -33,7 +33,9 @@ def env_int(name: str, default: int, *, minimum: int = 1) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not a whole number; set it to e.g. {default}"
+        ) from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
     return value

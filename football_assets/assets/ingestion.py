@@ -1,6 +1,5 @@
 """Ingestion layer: what the API said, kept verbatim (`raw_*`)."""
 
-
 import dagster as dg
 
 from football_assets.resources.api import ApiResponse, FootballDataApi
@@ -23,7 +22,9 @@ def _announce_source(context: dg.AssetExecutionContext, response: ApiResponse) -
         )
 
 
-def sync_competition_partitions(instance: dg.DagsterInstance, listed: list[str]) -> tuple[list[str], list[str]]:
+def sync_competition_partitions(
+    instance: dg.DagsterInstance, listed: list[str]
+) -> tuple[list[str], list[str]]:
     """Make the `competitions` partitions exactly the listed ids; return (added, removed)."""
     existing = set(instance.get_dynamic_partitions(competition_partitions.name or ""))
     added = [key for key in listed if key not in existing]
@@ -88,12 +89,12 @@ def raw_teams(
         response = football_api.fetch_teams(key)
         if index == 0:
             _announce_source(context, response)
-        teams = parse_teams(response.payload, where=f"raw_teams partition {key} (GET {response.endpoint})")
+        teams = parse_teams(
+            response.payload, where=f"raw_teams partition {key} (GET {response.endpoint})"
+        )
         count = len(teams.teams)
         if count == 0:
             context.log.warning("Competition %s lists no teams (between seasons?).", key)
-        context.add_asset_metadata(
-            {**response.metadata(), "team_count": count}, partition_key=key
-        )
+        context.add_asset_metadata({**response.metadata(), "team_count": count}, partition_key=key)
         responses[key] = response
     return responses

@@ -1,6 +1,5 @@
 """Reporting layer: `summary_csv`, teams per competition, for people."""
 
-
 import csv
 import io
 import os

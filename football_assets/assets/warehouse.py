@@ -4,7 +4,6 @@ Each asset returns rows; the Postgres IO manager loads them (COPY + one set-base
 transaction per table). Only competitions the API lists now reach the tables.
 """
 
-
 from collections.abc import Mapping
 from typing import Any
 

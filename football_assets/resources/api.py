@@ -94,8 +94,7 @@ def _explain(endpoint: str, status: int, message: str) -> str:
         competition = re.search(r"/competitions/([^/]+)", endpoint)
         subject = f"competition {competition.group(1)}" if competition else "this resource"
         return (
-            f"{where}{said} Your plan does not include {subject}; "
-            "upgrade the plan or leave it out."
+            f"{where}{said} Your plan does not include {subject}; upgrade the plan or leave it out."
         )
     if status == 404:
         return f"{where}{said} The API does not know this resource; check the competition id."
@@ -190,7 +189,9 @@ class FootballDataClient:
         for attempt in retrying:
             with attempt:
                 response = self._get_once(endpoint)
-                return ApiResponse(**{**response.__dict__, "attempts": attempt.retry_state.attempt_number})
+                return ApiResponse(
+                    **{**response.__dict__, "attempts": attempt.retry_state.attempt_number}
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _wait_before_retry(self, state: RetryCallState) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -59,7 +59,9 @@ def _define_tables(schema: str) -> sa.MetaData:
         sa.Column("partition_key", sa.Text, nullable=False, comment="'' when unpartitioned"),
         sa.Column("run_id", sa.Text, nullable=False),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "stored_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("url", sa.Text, nullable=False),
         sa.Column("http_status", sa.Integer, nullable=False),
@@ -269,7 +271,9 @@ class Warehouse(dg.ConfigurableResource):
         try:
             with engine.begin() as conn:
                 # Two steps creating the schema at once would race on the catalog.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": self.schema})
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": self.schema}
+                )
                 conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
                 self.metadata.create_all(conn, checkfirst=True)
         except sa.exc.OperationalError as exc:
@@ -332,29 +336,30 @@ class Warehouse(dg.ConfigurableResource):
         with self.transaction() as conn:
             cursor = conn.connection.driver_connection.cursor()
             cursor.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP"
-                ).format(stage=stage, target=target)
+                sql.SQL("CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP").format(
+                    stage=stage, target=target
+                )
             )
             # The load order breaks ties among duplicates (the same team in two payloads).
             cursor.execute(
-                sql.SQL("ALTER TABLE {stage} ADD COLUMN _ord bigint GENERATED ALWAYS AS IDENTITY").format(
-                    stage=stage
-                )
+                sql.SQL(
+                    "ALTER TABLE {stage} ADD COLUMN _ord bigint GENERATED ALWAYS AS IDENTITY"
+                ).format(stage=stage)
             )
             copy_sql = sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=stage, cols=cols)
             with cursor.copy(copy_sql) as copy:
                 for row in rows:
                     copy.write_row([row.get(c) for c in columns])
             cursor.execute(
-                sql.SQL("DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
-                    target=target, stage=stage, m=key_match
-                )
+                sql.SQL(
+                    "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})"
+                ).format(target=target, stage=stage, m=key_match)
             )
             deleted = cursor.rowcount
             if others:
                 changed = sql.SQL(
-                    "ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})"
+                    "ON CONFLICT ({keys}) DO UPDATE SET {sets} "
+                    "WHERE ({old}) IS DISTINCT FROM ({new})"
                 ).format(
                     keys=key_cols,
                     sets=sql.SQL(", ").join(
@@ -388,12 +393,19 @@ class Warehouse(dg.ConfigurableResource):
             cursor.execute(sql.SQL("SELECT count(*) FROM {target}").format(target=target))
             (total,) = cursor.fetchone()
         inserted = sum(1 for flag in flags if flag)
-        return LoadStats(rows=total, inserted=inserted, updated=len(flags) - inserted, deleted=deleted)
+        return LoadStats(
+            rows=total, inserted=inserted, updated=len(flags) - inserted, deleted=deleted
+        )
 
     def read_table(self, name: str) -> list[dict[str, Any]]:
         table = self.table(name)
         with self.get_engine().connect() as conn:
             return [dict(row._mapping) for row in conn.execute(sa.select(table))]
+
+    def count_rows(self, name: str) -> int:
+        table = self.table(name)
+        with self.get_engine().connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
     def query(self, statement: str, **params: Any) -> list[dict[str, Any]]:
         """Run a read-only statement whose identifiers come from this module (never from users)."""
@@ -423,7 +435,9 @@ class _Transaction:
 
 
 def database_unavailable(warehouse: Warehouse, exc: Exception) -> WarehouseError:
-    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    detail = (
+        str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    )
     where = warehouse.describe() if warehouse.database_url else "the embedded PostgreSQL"
     return WarehouseError(
         f"PostgreSQL at {where} is unavailable ({detail}); nothing was changed. "
@@ -436,14 +450,3 @@ def payload_sha256(payload: Any) -> str:
 
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def iter_chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
