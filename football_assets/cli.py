@@ -8,6 +8,7 @@ football-assets db url      print where the warehouse is (password hidden)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -37,28 +38,31 @@ def refresh(output_dir: str | None = None) -> int:
     from football_assets.assets.reporting import SUMMARY_FILE, summary_rows
     from football_assets.definitions import defs
     from football_assets.refresh import refresh as run_refresh
-    from football_assets.resources.warehouse import WAREHOUSE_TABLES, Warehouse
+    from football_assets.resources.warehouse import WAREHOUSE_TABLES
 
     started = time.monotonic()
     resources = defs.resources or {}
-    warehouse: Warehouse = resources["warehouse"]
     live = getattr(resources["football_api"], "source", "live") == "live"
     origin = "the live API" if live else "the bundled snapshot (offline)"
-    print(f"football-assets: refreshing from {origin} into {warehouse.describe()}")
-    print(f"football-assets: Dagster instance {home}")
-    with dg.DagsterInstance.get() as instance:
-        report = run_refresh(defs, instance)
+    # Outside a run, EnvVar fields are unresolved; this gives the resource as a run sees it.
+    with resources["warehouse"].process_config_and_initialize_cm() as warehouse:
+        print(f"football-assets: refreshing from {origin} into {warehouse.describe()}")
+        print(f"football-assets: Dagster instance {home}")
+        # Run logs go to stdout, so stderr carries only the one-line verdict on failure.
+        with contextlib.redirect_stderr(sys.stdout), dg.DagsterInstance.get() as instance:
+            report = run_refresh(defs, instance)
 
-    summary = summary_rows(warehouse)
-    zero = [
-        f"{r['competition_name']} ({r['competition_id']})"
-        for r in summary
-        if not r["number_of_teams"]
-    ]
-    counts = ", ".join(f"{name}={warehouse.count_rows(name)}" for name in WAREHOUSE_TABLES)
+        summary = summary_rows(warehouse)
+        zero = [
+            f"{r['competition_name']} ({r['competition_id']})"
+            for r in summary
+            if not r["number_of_teams"]
+        ]
+        counts = ", ".join(f"{name}={warehouse.count_rows(name)}" for name in WAREHOUSE_TABLES)
+        schema = warehouse.schema
     path = settings.output_dir() / SUMMARY_FILE
     print(f"Summary: {path} ({len(summary)} competitions; zero teams: {', '.join(zero) or 'none'})")
-    print(f"Rows in schema {warehouse.schema}: {counts}")
+    print(f"Rows in schema {schema}: {counts}")
     calls = len(report.partitions) + 1
     print(
         f"Done in {time.monotonic() - started:.1f} s: {calls} "
@@ -83,7 +87,8 @@ def db_command(action: str) -> int:
         return 0
     from football_assets.definitions import build_warehouse
 
-    print(build_warehouse().describe())
+    with build_warehouse().process_config_and_initialize_cm() as warehouse:
+        print(warehouse.describe())
     return 0
 
 
@@ -99,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_parser = commands.add_parser("db", help="the warehouse database")
     db_parser.add_argument("action", choices=["stop", "url"])
     args = parser.parse_args(argv)
+    # The same .env that `dagster dev` reads; variables already set win over it.
+    from dotenv import load_dotenv
+
+    load_dotenv(Path.cwd() / ".env", override=False)
     try:
         if args.command == "refresh":
             return refresh(args.output_dir)

@@ -9,6 +9,7 @@ the teams, then the report. Each run is recorded in the instance like any UI run
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +55,8 @@ def failure_line(result: Any) -> str:
                 error = error.cause
             lines = (error.message or error.cls_name).strip().splitlines()
             message = lines[0] if lines else error.cls_name
-            prefix = f"{error.cls_name}: "
-            message = message[len(prefix) :] if message.startswith(prefix) else message
+            # Drop the exception's (module-qualified) class name: the message says it all.
+            message = re.sub(rf"^([\w.]*\.)?{re.escape(error.cls_name)}: ", "", message)
             return f"{event.step_key}: {message}"
     return "the run failed; see its logs in the Dagster UI"
 

