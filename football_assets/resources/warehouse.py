@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 from pydantic import PrivateAttr
@@ -429,9 +430,27 @@ class _Transaction:
 
     def __exit__(self, *exc_info: Any) -> bool:
         try:
-            return bool(self._context.__exit__(*exc_info))
+            self._context.__exit__(*exc_info)  # rolls back when the body raised
         except sa.exc.OperationalError as exc:
             raise database_unavailable(self._warehouse, exc) from None
+        error = exc_info[1]
+        integrity = (psycopg.errors.IntegrityError, sa.exc.IntegrityError)
+        if isinstance(error, integrity):
+            raise load_refused(error) from None
+        return False
+
+
+def load_refused(exc: Exception) -> WarehouseError:
+    """A constraint refused the load: say which, and that nothing changed."""
+    orig = getattr(exc, "orig", exc)
+    diag = getattr(orig, "diag", None)
+    primary = (getattr(diag, "message_primary", None) or str(orig).splitlines()[0]).strip()
+    detail = (getattr(diag, "message_detail", None) or "").strip()
+    return WarehouseError(
+        f"PostgreSQL refused the load: {primary}"
+        + (f" ({detail})" if detail else "")
+        + "; the table keeps its previous contents."
+    )
 
 
 def database_unavailable(warehouse: Warehouse, exc: Exception) -> WarehouseError:
