@@ -48,7 +48,7 @@ RUN mkdir -p \
         /opt/dagster/app/output \
     && chown -R dagster:dagster /opt/dagster
 
-COPY --chown=dagster:dagster deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+COPY --chown=dagster:dagster deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml
 COPY --chown=dagster:dagster workspace.docker.yaml /opt/dagster/app/workspace.docker.yaml
 
 WORKDIR /opt/dagster/app

@@ -250,6 +250,7 @@ def test_instance_config_passes_dagster_validation(tmp_path: Path) -> None:
 def test_instance_storage_is_postgres_from_env_vars_only(
     instance_yaml: dict[str, Any], services: dict[str, Any], sample_env: dict[str, str]
 ) -> None:
+    import sqlalchemy as sa
     from dagster._config import process_config
     from dagster._core.storage.config import pg_config
     from dagster_postgres.utils import pg_url_from_config
@@ -263,8 +264,11 @@ def test_instance_storage_is_postgres_from_env_vars_only(
 
     resolved = process_config(pg_config(), postgres)
     assert resolved.success and resolved.value is not None, resolved.errors
-    url = urlsplit(pg_url_from_config(resolved.value))
-    assert (url.hostname, url.port, url.path) == ("postgres", 5432, "/dagster")
+    url = pg_url_from_config(resolved.value)
+    parts = urlsplit(url)
+    assert (parts.hostname, parts.port, parts.path) == ("postgres", 5432, "/dagster")
+    # dagster-postgres' event log only works on psycopg2 (psycopg 3 rejects its NOTIFY).
+    assert sa.engine.make_url(url).get_dialect().driver == "psycopg2"
 
 
 def test_runs_are_queued_with_concurrency_limits(instance_yaml: dict[str, Any]) -> None:
