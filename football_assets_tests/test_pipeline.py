@@ -263,3 +263,25 @@ def test_integrity_checks_pass_on_a_good_load(
     key = dg.AssetCheckKey(dg.AssetKey(asset), check_name)
     record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
     assert record.event.dagster_event.event_specific_data.passed is True  # type: ignore[union-attr]
+
+
+def test_an_empty_competition_list_does_not_wipe_the_warehouse(
+    live_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    api_double: FootballApiDouble,
+    warehouse: Warehouse,
+    output_dir: Path,
+) -> None:
+    from football_assets.refresh import RefreshFailed
+
+    refresh(live_defs, instance)
+    csv_before = (output_dir / "summary.csv").read_bytes()
+    api_double.data.competitions.clear()
+
+    with pytest.raises(RefreshFailed, match="listed no competitions"):
+        refresh(live_defs, instance)
+
+    assert warehouse.count_rows("dim_competitions") == 13
+    assert warehouse.count_rows("fact_competitions") == 264
+    assert (output_dir / "summary.csv").read_bytes() == csv_before
+    assert len(instance.get_dynamic_partitions("competitions")) == 13

@@ -51,6 +51,13 @@ def raw_competitions(
     response = football_api.fetch_competitions()
     _announce_source(context, response)
     listed = competition_ids(response.payload)
+    if not listed:
+        # Mirroring an empty list would empty every table and the report; no real plan lists
+        # nothing, so this is an API fault to report, not data to apply.
+        raise dg.Failure(
+            f"GET {response.endpoint} listed no competitions; refusing to remove every "
+            "competition from the warehouse. Check your plan at football-data.org and re-run."
+        )
     added, removed = sync_competition_partitions(context.instance, listed)
     context.log.info(
         "The API lists %d competitions; partitions added: %s; removed: %s.",
