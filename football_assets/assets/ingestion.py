@@ -102,6 +102,11 @@ def raw_teams(
         count = len(teams.teams)
         if count == 0:
             context.log.warning("Competition %s lists no teams (between seasons?).", key)
-        context.add_asset_metadata({**response.metadata(), "team_count": count}, partition_key=key)
+        # Partition keys are ids; the name lets a reader of the Partitions tab know which is which.
+        name = (response.payload.get("competition") or {}).get("name")
+        named = {"competition": name} if name else {}
+        context.add_asset_metadata(
+            {**named, **response.metadata(), "team_count": count}, partition_key=key
+        )
         responses[key] = response
     return responses

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from football_assets import settings
+from football_assets.automation import DOWNSTREAM_CONDITION
 from football_assets.resources.warehouse import Warehouse
 
 SUMMARY_COLUMNS = ["competition_id", "competition_code", "competition_name", "number_of_teams"]
@@ -73,6 +74,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     owners=["team:data-engineering"],
     kinds={"csv"},
     deps=["dim_competitions", "fact_competitions"],
+    automation_condition=DOWNSTREAM_CONDITION,
     description="summary.csv: teams per competition, zero-team competitions included.",
 )
 def summary_csv(
@@ -90,10 +92,10 @@ def summary_csv(
             "dagster/row_count": len(rows),
             "dagster/column_schema": dg.TableSchema(
                 columns=[
-                    dg.TableColumn("competition_id", "integer"),
-                    dg.TableColumn("competition_code", "text"),
+                    dg.TableColumn("competition_id", "integer", "football-data.org id"),
+                    dg.TableColumn("competition_code", "text", "e.g. PL; empty if none"),
                     dg.TableColumn("competition_name", "text"),
-                    dg.TableColumn("number_of_teams", "integer"),
+                    dg.TableColumn("number_of_teams", "integer", "0 between seasons"),
                 ]
             ),
             "zero_team_competitions": ", ".join(
