@@ -24,6 +24,9 @@ def build_football_api() -> FootballDataApi:
             base_url=settings.api_url(),
             requests_per_minute=settings.requests_per_minute(),
             rate_window_seconds=settings.rate_window_seconds(),
+            connect_timeout_seconds=settings.connect_timeout(),
+            read_timeout_seconds=settings.read_timeout(),
+            max_retry_seconds=settings.max_retry_seconds(),
         )
     return SnapshotFootballDataApi()
 

@@ -14,6 +14,9 @@ DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier
 DEFAULT_SCHEMA = "football"
 DEFAULT_OUTPUT_DIR = "output"
 DEFAULT_EMBEDDED_PGDATA = ".football/pgdata"
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to establish a connection to the API
+DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
+DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
 
 
 class ConfigError(ValueError):
@@ -69,6 +72,18 @@ def requests_per_minute() -> int:
 def rate_window_seconds() -> float:
     # The API's window is a minute; tests and the benchmark scale it down to seconds.
     return env_float("FOOTBALL_DATA_RATE_WINDOW_SECONDS", 60.0)
+
+
+def connect_timeout() -> float:
+    return env_float("FOOTBALL_DATA_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+
+
+def read_timeout() -> float:
+    return env_float("FOOTBALL_DATA_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+
+
+def max_retry_seconds() -> float:
+    return env_float("FOOTBALL_DATA_MAX_RETRY_SECONDS", DEFAULT_MAX_RETRY_SECONDS)
 
 
 def database_url() -> str | None:
