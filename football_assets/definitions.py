@@ -6,6 +6,7 @@ import dagster as dg
 
 from football_assets import settings
 from football_assets.assets import ingestion, reporting, warehouse
+from football_assets.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from football_assets.checks import ALL_CHECKS
 from football_assets.resources.api import (
     FootballDataApi,
@@ -59,6 +60,8 @@ def build_definitions(
         assets=dg.load_assets_from_modules([ingestion, warehouse, reporting]),
         asset_checks=ALL_CHECKS,
         resources=build_resources(football_api, warehouse_resource),
+        sensors=AUTOMATION_SENSORS,
+        schedules=AUTOMATION_SCHEDULES,
     )
 
 

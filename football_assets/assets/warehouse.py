@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from football_assets.assets.ingestion import raw_competitions, raw_teams
+from football_assets.automation import DOWNSTREAM_CONDITION
 from football_assets.transforms import (
     competitions_to_rows,
     memberships_to_rows,
@@ -31,6 +32,7 @@ def _listed(raw: Mapping[str, Any]) -> list[int]:
     owners=OWNERS,
     kinds={"postgres"},
     io_manager_key=IO,
+    automation_condition=DOWNSTREAM_CONDITION,
     ins={"raw_competitions": dg.AssetIn(raw_competitions.key)},
     description="One row per competition the API lists, with code, type, area and season.",
 )
@@ -43,6 +45,7 @@ def dim_competitions(raw_competitions: dict[str, Any]) -> list[dict[str, Any]]:
     owners=OWNERS,
     kinds={"postgres"},
     io_manager_key=IO,
+    automation_condition=DOWNSTREAM_CONDITION,
     ins={
         "raw_competitions": dg.AssetIn(raw_competitions.key),
         "raw_teams": dg.AssetIn(raw_teams.key),
@@ -60,6 +63,7 @@ def dim_teams(
     owners=OWNERS,
     kinds={"postgres"},
     io_manager_key=IO,
+    automation_condition=DOWNSTREAM_CONDITION,
     ins={
         "raw_competitions": dg.AssetIn(raw_competitions.key),
         "raw_teams": dg.AssetIn(raw_teams.key),

@@ -1,0 +1,190 @@
+"""What runs without anyone clicking: a sensor, a schedule and declarative automation.
+
+- `new_competitions_sensor` polls GET /competitions (one request a tick) and, when the list of
+  ids changed, registers the new competitions as `competitions` partitions and requests their
+  `raw_teams` (one run per contiguous range of keys: normally one run for all of them).
+- `daily_refresh_schedule` re-fetches every raw response once a day.
+- The downstream tables and the report carry `DOWNSTREAM_CONDITION` and follow on their own,
+  evaluated by `default_automation_condition_sensor`: a table is rebuilt only when the data
+  version of something it reads changed, so a refresh that brought nothing new rebuilds nothing.
+
+Sensors, the schedule and the automation sensor all show under Automation in the UI, where each
+can be started and stopped; the state is kept in the instance's storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from football_assets.assets.ingestion import competition_partitions, raw_competitions, raw_teams
+from football_assets.resources.api import FootballDataApi
+from football_assets.resources.warehouse import payload_sha256
+from football_assets.transforms import competition_ids
+
+PARTITIONS = competition_partitions.name or "competitions"
+
+# deploy/dagster.yaml queues runs with this tag one at a time (`tag_concurrency_limits`): two
+# runs calling the API at once could only wait on each other's share of the budget.
+API_RUN_TAGS = {"football/api": "true"}
+
+# New competitions appear a few times a year at most, and the daily schedule catches any the
+# sensor missed. An hourly poll costs 24 of the free tier's 14,400 requests a day, and a tick
+# never stalls a running refresh for more than one request.
+SENSOR_INTERVAL_SECONDS = 60 * 60
+
+# After the night's last matches (Brasileirão ends around 02:00 UTC), before European mornings.
+DAILY_CRON = "0 5 * * *"
+
+# Dagster's eager() (run when a dependency updates; never while a dependency is missing or in
+# progress), except that a dependency counts as updated only when its data version changed.
+# raw_competitions records the SHA-256 of its payload as its data version; an unchanged answer
+# therefore triggers nothing downstream.
+DOWNSTREAM_CONDITION = (
+    dg.AutomationCondition.eager()
+    .replace("newly_updated", dg.AutomationCondition.data_version_changed())
+    .with_label("eager_on_new_data")
+)
+
+# Named as Dagster names the sensor it would create, so docs and the UI match; declared here so
+# it is on by default. It spends no API budget: it only reads the instance and starts runs of
+# the tables, and only when raw data changed.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Rebuilds the tables and the report when the raw data they read changed.",
+)
+
+
+def contiguous_ranges(keys: Sequence[str], order: Sequence[str]) -> list[tuple[str, str]]:
+    """`keys` as (first, last) ranges of neighbours in `order`: a range is one single run."""
+    wanted = set(keys)
+    ranges: list[tuple[str, str]] = []
+    start: str | None = None
+    previous: str | None = None
+    for key in order:
+        if key in wanted:
+            start = start or key
+            previous = key
+        elif start is not None and previous is not None:
+            ranges.append((start, previous))
+            start = None
+    if start is not None and previous is not None:
+        ranges.append((start, previous))
+    return ranges
+
+
+def raw_teams_run_request(first: str, last: str) -> dg.RunRequest:
+    """One run of raw_teams over the partitions first..last (its backfill policy is single-run)."""
+    if first == last:
+        return dg.RunRequest(
+            asset_selection=[raw_teams.key], partition_key=first, tags=API_RUN_TAGS
+        )
+    return dg.RunRequest(
+        asset_selection=[raw_teams.key],
+        tags={
+            **API_RUN_TAGS,
+            ASSET_PARTITION_RANGE_START_TAG: first,
+            ASSET_PARTITION_RANGE_END_TAG: last,
+        },
+    )
+
+
+def _holds_answer(instance: dg.DagsterInstance, payload: dict) -> bool:
+    """Whether raw_competitions' latest materialization is this very answer (its data version)."""
+    latest = instance.get_latest_materialization_event(raw_competitions.key)
+    materialization = latest.asset_materialization if latest else None
+    if materialization is None:
+        return False
+    return materialization.tags.get(DATA_VERSION_TAG) == payload_sha256(payload)
+
+
+@dg.sensor(
+    target=dg.AssetSelection.assets(raw_competitions, raw_teams),
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    # Off until an operator turns it on: it spends the API key's budget and starts runs.
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Polls GET /competitions (one request a tick); registers new competitions as partitions "
+        "and fetches their teams."
+    ),
+)
+def new_competitions_sensor(
+    context: dg.SensorEvaluationContext, football_api: FootballDataApi
+) -> dg.SensorResult | dg.SkipReason:
+    response = football_api.fetch_competitions()
+    listed = competition_ids(response.payload)
+    if not listed:
+        # raw_competitions refuses such an answer too: it is an API fault, not "no competitions".
+        return dg.SkipReason("GET /competitions listed no competitions; nothing registered.")
+    cursor = ",".join(listed)
+    if cursor == context.cursor:
+        return dg.SkipReason(f"The {len(listed)} listed competitions are unchanged.")
+
+    # Compare with the instance, not only the previous tick: raw_competitions registers
+    # partitions too, and a partition registered but never fetched still needs its run.
+    instance = context.instance
+    registered = list(instance.get_dynamic_partitions(PARTITIONS))
+    new = [key for key in listed if key not in set(registered)]
+    fetched = instance.get_materialized_partitions(raw_teams.key)
+    to_fetch = [key for key in listed if key not in fetched]
+
+    run_requests: list[dg.RunRequest] = []
+    if not _holds_answer(instance, response.payload):
+        # dim_competitions and the team tables list only what raw_competitions holds; it also
+        # removes partitions of competitions no longer listed (this sensor only adds).
+        run_requests.append(
+            dg.RunRequest(asset_selection=[raw_competitions.key], tags=API_RUN_TAGS)
+        )
+    # New keys are appended to the partition order, so they form one range after the others.
+    for first, last in contiguous_ranges(to_fetch, [*registered, *new]):
+        run_requests.append(raw_teams_run_request(first, last))
+
+    context.log.info(
+        "The API lists %d competitions; new: %s; teams to fetch: %s; runs requested: %d.",
+        len(listed),
+        ", ".join(new) or "none",
+        ", ".join(to_fetch) or "none",
+        len(run_requests),
+    )
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[competition_partitions.build_add_request(new)] if new else [],
+        cursor=cursor,
+    )
+
+
+@dg.schedule(
+    cron_schedule=DAILY_CRON,
+    execution_timezone="UTC",
+    target=dg.AssetSelection.assets(raw_competitions, raw_teams),
+    # Off until an operator turns it on, like the sensor: it spends N+1 requests a day.
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=(
+        "Daily: re-fetches the competition list and every competition's teams; the tables follow "
+        "by declarative automation where the data changed."
+    ),
+)
+def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+    # Two runs, as a run cannot mix an unpartitioned asset and a range of dynamic partitions.
+    # Run keys make a retried tick launch nothing twice.
+    yield dg.RunRequest(
+        run_key="raw_competitions", asset_selection=[raw_competitions.key], tags=API_RUN_TAGS
+    )
+    keys = list(context.instance.get_dynamic_partitions(PARTITIONS))
+    if keys:
+        # Every registered competition in one run (one process, one HTTP session, one budget).
+        # Competitions raw_competitions registers meanwhile are the sensor's, or tomorrow's.
+        yield raw_teams_run_request(keys[0], keys[-1]).with_replaced_attrs(run_key="raw_teams")
+
+
+AUTOMATION_SENSORS = [new_competitions_sensor, automation_sensor]
+AUTOMATION_SCHEDULES = [daily_refresh_schedule]
