@@ -70,6 +70,7 @@ def raw_competitions(
         metadata={
             **response.metadata(),
             "competition_count": len(listed),
+            "dagster/row_count": len(listed),  # the UI's row count: competitions listed
             "partitions_added": ", ".join(added) or "none",
             "partitions_removed": ", ".join(removed) or "none",
         },
@@ -106,7 +107,8 @@ def raw_teams(
         name = (response.payload.get("competition") or {}).get("name")
         named = {"competition": name} if name else {}
         context.add_asset_metadata(
-            {**named, **response.metadata(), "team_count": count}, partition_key=key
+            {**named, **response.metadata(), "team_count": count, "dagster/row_count": count},
+            partition_key=key,
         )
         responses[key] = response
     return responses
