@@ -14,7 +14,8 @@ can be started and stopped; the state is kept in the instance's storage.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
@@ -98,13 +99,13 @@ def raw_teams_run_request(first: str, last: str) -> dg.RunRequest:
     )
 
 
-def _holds_answer(instance: dg.DagsterInstance, payload: dict) -> bool:
+def _holds_answer(instance: dg.DagsterInstance, payload: Mapping[str, Any]) -> bool:
     """Whether raw_competitions' latest materialization is this very answer (its data version)."""
     latest = instance.get_latest_materialization_event(raw_competitions.key)
     materialization = latest.asset_materialization if latest else None
     if materialization is None:
         return False
-    return materialization.tags.get(DATA_VERSION_TAG) == payload_sha256(payload)
+    return (materialization.tags or {}).get(DATA_VERSION_TAG) == payload_sha256(payload)
 
 
 @dg.sensor(
