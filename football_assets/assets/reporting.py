@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from football_assets import settings
+from football_assets.assets.warehouse import DATABASE_RETRY
 from football_assets.automation import DOWNSTREAM_CONDITION
 from football_assets.resources.warehouse import Warehouse
 
@@ -73,6 +74,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     group_name="reporting",
     owners=["team:data-engineering"],
     kinds={"csv"},
+    retry_policy=DATABASE_RETRY,
     deps=["dim_competitions", "fact_competitions"],
     automation_condition=DOWNSTREAM_CONDITION,
     description="summary.csv: teams per competition, zero-team competitions included.",

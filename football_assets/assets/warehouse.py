@@ -21,6 +21,13 @@ from football_assets.transforms import (
 GROUP = "warehouse"
 OWNERS = ["team:data-engineering"]
 IO = "warehouse_io_manager"
+# A refused or dropped database connection is mostly a blip (a restart, a failover), and each
+# load is one transaction, so running the step again is safe: twice, after ~1 s then ~3 s.
+# Not on the raw assets: the API client retries its own faults, and a step retry would spend
+# the request budget again.
+DATABASE_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
 def _listed(raw: Mapping[str, Any]) -> list[int]:
@@ -32,6 +39,7 @@ def _listed(raw: Mapping[str, Any]) -> list[int]:
     owners=OWNERS,
     kinds={"postgres"},
     io_manager_key=IO,
+    retry_policy=DATABASE_RETRY,
     automation_condition=DOWNSTREAM_CONDITION,
     ins={"raw_competitions": dg.AssetIn(raw_competitions.key)},
     description="One row per competition the API lists, with code, type, area and season.",
@@ -45,6 +53,7 @@ def dim_competitions(raw_competitions: dict[str, Any]) -> list[dict[str, Any]]:
     owners=OWNERS,
     kinds={"postgres"},
     io_manager_key=IO,
+    retry_policy=DATABASE_RETRY,
     automation_condition=DOWNSTREAM_CONDITION,
     ins={
         "raw_competitions": dg.AssetIn(raw_competitions.key),
@@ -63,6 +72,7 @@ def dim_teams(
     owners=OWNERS,
     kinds={"postgres"},
     io_manager_key=IO,
+    retry_policy=DATABASE_RETRY,
     automation_condition=DOWNSTREAM_CONDITION,
     ins={
         "raw_competitions": dg.AssetIn(raw_competitions.key),

@@ -259,9 +259,21 @@ class Warehouse(dg.ConfigurableResource):
 
     def get_engine(self) -> Engine:
         if self._engine is None:
-            self._engine = sa.create_engine(self.url(), pool_pre_ping=True)
-            self._ensure_schema(self._engine)
+            engine = sa.create_engine(self.url(), pool_pre_ping=True)
+            # A refused or dropped connection, wherever SQLAlchemy meets it (reads included),
+            # becomes one line naming the server; other errors pass through untouched.
+            sa.event.listen(engine, "handle_error", self._on_database_error)
+            try:
+                self._ensure_schema(engine)
+            except BaseException:
+                engine.dispose()  # no half-ready engine: the next attempt starts over
+                raise
+            self._engine = engine
         return self._engine
+
+    def _on_database_error(self, context: sa.engine.ExceptionContext) -> None:
+        if not context.is_pre_ping and connection_failed(context.original_exception):
+            raise database_unavailable(self, context.original_exception)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:
@@ -429,13 +441,31 @@ class _Transaction:
             raise database_unavailable(self._warehouse, exc) from None
 
     def __exit__(self, *exc_info: Any) -> bool:
-        try:
-            self._context.__exit__(*exc_info)  # rolls back when the body raised
-        except sa.exc.OperationalError as exc:
-            raise database_unavailable(self._warehouse, exc) from None
         error = exc_info[1]
-        integrity = (psycopg.errors.IntegrityError, sa.exc.IntegrityError)
-        if isinstance(error, integrity):
+        # A constraint or a value PostgreSQL will not take: the statement is refused, not the
+        # connection, so a re-run would be refused again.
+        refused = (
+            psycopg.errors.IntegrityError,
+            psycopg.errors.DataError,
+            sa.exc.IntegrityError,
+            sa.exc.DataError,
+        )
+        try:
+            self._context.__exit__(*exc_info)  # commits, or rolls back when the body raised
+        except (sa.exc.SQLAlchemyError, psycopg.Error, WarehouseError) as exc:
+            if error is None:  # the COMMIT failed
+                if connection_failed(exc):
+                    raise commit_unknown(self._warehouse, exc) from None
+                if isinstance(exc, refused):
+                    raise load_refused(exc) from None
+                raise
+            # Else the ROLLBACK failed too, on a connection already gone: the server rolls the
+            # transaction back by itself, and the body's error is the one worth reporting.
+        if error is None:
+            return False
+        if connection_failed(error):
+            raise load_interrupted(self._warehouse, error) from None
+        if isinstance(error, refused):
             raise load_refused(error) from None
         return False
 
@@ -453,14 +483,69 @@ def load_refused(exc: Exception) -> WarehouseError:
     )
 
 
-def database_unavailable(warehouse: Warehouse, exc: Exception) -> WarehouseError:
-    detail = (
-        str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+class DatabaseUnavailable(WarehouseError):
+    """The server refused or lost the connection: worth a re-run, unlike a refused statement.
+    `detail` is the driver's own one-line reason."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+# SQLSTATE classes of a connection failure, and the server shutting down or restarting.
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def connection_failed(exc: BaseException) -> bool:
+    """Whether `exc` means the connection was refused or lost (not a statement refused)."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, psycopg.OperationalError):
+        # No SQLSTATE: the client found the socket closed or the server unreachable.
+        return orig.sqlstate is None or orig.sqlstate.startswith(_CONNECTION_SQLSTATES)
+    return isinstance(orig, psycopg.InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
     )
-    where = warehouse.describe() if warehouse.database_url else "the embedded PostgreSQL"
-    return WarehouseError(
-        f"PostgreSQL at {where} is unavailable ({detail}); nothing was changed. "
-        "Check DATABASE_URL and that the server is up, then re-run."
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseUnavailable):
+        return exc.detail
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _where(warehouse: Warehouse) -> str:
+    return warehouse.describe() if warehouse.database_url else "the embedded PostgreSQL"
+
+
+def database_unavailable(warehouse: Warehouse, exc: BaseException) -> DatabaseUnavailable:
+    detail = _detail(exc)
+    return DatabaseUnavailable(
+        f"PostgreSQL at {_where(warehouse)} is unavailable ({detail}); nothing was changed. "
+        "Check DATABASE_URL and that the server is up, then re-run.",
+        detail,
+    )
+
+
+def load_interrupted(warehouse: Warehouse, exc: BaseException) -> DatabaseUnavailable:
+    detail = _detail(exc)
+    return DatabaseUnavailable(
+        f"Lost the connection to PostgreSQL at {_where(warehouse)} during a load ({detail}); "
+        "it was rolled back, so the table keeps its previous contents. "
+        "Re-run once the server is back.",
+        detail,
+    )
+
+
+def commit_unknown(warehouse: Warehouse, exc: BaseException) -> DatabaseUnavailable:
+    detail = _detail(exc)
+    return DatabaseUnavailable(
+        f"Lost the connection to PostgreSQL at {_where(warehouse)} while committing a load "
+        f"({detail}); the table holds its previous or its new contents, never a mix. "
+        "Re-run to be sure it holds the new.",
+        detail,
     )
 
 
