@@ -1,0 +1,533 @@
+"""The Dagster UI as its users use it, in a real Chromium driven by Playwright.
+
+`dagster dev` runs on a free loopback port against a temporary DAGSTER_HOME and the session's
+PostgreSQL; the browser does what a user does: reads the asset graph, materializes
+`raw_competitions` (which registers the `competitions` partitions), one partition of
+`raw_teams`, then "Materialize all"; it reads the summary's metadata and summary_csv's lineage.
+Screenshots land in test-output/; FOOTBALL_UPDATE_DOCS_IMAGES=1 also refreshes the README's
+docs/images/asset-graph.png.
+
+Needs /usr/bin/chromium (`apt-get install chromium`): Playwright's own browser downloads are
+not used. Without it the test skips, except in CI (CI=true), where it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import Locator, Page, ViewportSize, expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT = REPO / "test-output"
+DOCS_GRAPH = REPO / "docs" / "images" / "asset-graph.png"
+
+ASSETS = [
+    "raw_competitions",
+    "raw_teams",
+    "dim_competitions",
+    "dim_teams",
+    "fact_competitions",
+    "summary_csv",
+]
+PARTITION_COUNT = 13  # competitions in the bundled snapshot
+ZERO_TEAMS = "Campeonato Brasileiro Série A"  # competition 2013: no teams in the snapshot
+SERVER_START_TIMEOUT = 120.0
+RUN_TIMEOUT = 150.0  # a backfill needs a few 30 s ticks of the backfill daemon
+UI_TIMEOUT_MS = 30_000
+# Wide enough that the graph, zoomed to fit, draws full asset cards (kinds, owner, description).
+GRAPH_VIEWPORT: ViewportSize = {"width": 1920, "height": 1080}
+TALL_VIEWPORT: ViewportSize = {"width": 1600, "height": 2200}  # the summary, whole
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+
+T = TypeVar("T")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class DagsterDev:
+    """A running `dagster dev`: its URL, its log and its process group."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.load(response)
+        if answer.get("errors"):
+            raise AssertionError(f"GraphQL errors: {answer['errors']}")
+        return answer["data"]
+
+    def stop(self) -> None:
+        """SIGTERM the whole group (webserver, daemon, code servers, runs), then SIGKILL."""
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=20)
+        # The group may outlive its leader (runs, code servers): make sure it is gone.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], server: DagsterDev, timeout: float = RUN_TIMEOUT
+) -> T:
+    """Poll `probe` every half second until it returns something; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"dagster dev exited while waiting for {what}:\n{server.log_tail()}")
+        result = probe()
+        if result is not None:
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{server.log_tail()}")
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev]:
+    """`dagster dev` on a free loopback port, a fresh instance, the session's PostgreSQL."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    # The daemon's 5 s queue poll, shortened: the test waits on every run it launches.
+    (home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        "run_coordinator:\n"
+        "  module: dagster.core.run_coordinator\n"
+        "  class: QueuedRunCoordinator\n"
+        "  config:\n    dequeue_interval_seconds: 1\n",
+        encoding="utf-8",
+    )
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FOOTBALL_", "DAGSTER_")) and name != "DATABASE_URL"
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        DATABASE_URL=pg_url,
+        FOOTBALL_DB_SCHEMA=schema,
+        FOOTBALL_OUTPUT_DIR=str(tmp_path / "output"),
+    )
+    OUTPUT.mkdir(exist_ok=True)
+    log = OUTPUT / "dagster-dev.log"
+    port = _free_port()
+    executable = Path(sys.executable).with_name("dagster")
+    command = [
+        str(executable) if executable.exists() else "dagster",
+        "dev",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        str(REPO / "workspace.yaml"),
+    ]
+    with log.open("wb") as log_file:
+        # cwd outside the repo: no developer's .env (API key, database) leaks into the test.
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = DagsterDev(url=f"http://127.0.0.1:{port}", log=log, process=process)
+    try:
+
+        def loaded() -> bool | None:
+            try:
+                statuses = server.graphql(
+                    "{ locationStatusesOrError { ... on WorkspaceLocationStatusEntries"
+                    " { entries { name loadStatus } } } }"
+                )
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                return None
+            entries = statuses["locationStatusesOrError"]["entries"]
+            return True if entries and entries[0]["loadStatus"] == "LOADED" else None
+
+        wait_for("the code location to load", loaded, server, SERVER_START_TIMEOUT)
+        yield server
+    finally:
+        server.stop()
+
+
+RUNS_QUERY = """
+{ runsOrError(limit: 100) { ... on Runs { results {
+    runId status tags { key value } assetSelection { path } } } } }
+"""
+
+
+def runs(server: DagsterDev) -> list[dict[str, Any]]:
+    found = server.graphql(RUNS_QUERY)["runsOrError"]["results"]
+    for run in found:
+        run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
+        run["assets"] = {".".join(key["path"]) for key in run["assetSelection"] or []}
+    return found
+
+
+def no_failed_runs(server: DagsterDev) -> list[dict[str, Any]]:
+    found = runs(server)
+    failed = [r for r in found if r["status"] in {"FAILURE", "CANCELED"}]
+    if failed:
+        pytest.fail(
+            f"Run(s) failed: {[(r['runId'], sorted(r['assets'])) for r in failed]}; see "
+            f"{server.url}/runs/{failed[0]['runId']}\n{server.log_tail()}"
+        )
+    return found
+
+
+def wait_for_run(server: DagsterDev, what: str, match: Callable[[dict[str, Any]], bool]) -> str:
+    """Wait until a run matching `match` succeeded; fail at once if any run failed."""
+
+    def succeeded() -> str | None:
+        for run in no_failed_runs(server):
+            if match(run) and run["status"] == "SUCCESS":
+                return str(run["runId"])
+        return None
+
+    return wait_for(what, succeeded, server)
+
+
+BACKFILL_QUERY = """
+query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status assetBackfillData { assetBackfillStatuses {
+        ... on AssetPartitionsStatusCounts {
+            assetKey { path } numPartitionsTargeted numPartitionsMaterialized }
+        ... on UnpartitionedAssetStatus { assetKey { path } materialized } } } } } }
+"""
+
+
+def backfill_outcome(server: DagsterDev, backfill_id: str) -> dict[str, Any] | None:
+    """None while the backfill runs; then its status and what it materialized, per asset."""
+    no_failed_runs(server)
+    backfill = server.graphql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+    if backfill["status"] in {"REQUESTED", "CANCELING", "FAILING"}:
+        return None
+    done: dict[str, Any] = {"status": backfill["status"]}
+    for asset in backfill["assetBackfillData"]["assetBackfillStatuses"]:
+        name = asset["assetKey"]["path"][-1]
+        if "materialized" in asset:
+            done[name] = asset["materialized"]
+        else:
+            done[name] = f"{asset['numPartitionsMaterialized']}/{asset['numPartitionsTargeted']}"
+    return done
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _require_chromium() -> None:
+    """Before any server starts: skip without Chromium, but never in CI."""
+    if not CHROMIUM.exists():
+        reason = (
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`; "
+            ".ci/run does) to run the browser test"
+        )
+        if _in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # fresh: no stored UI settings
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport=GRAPH_VIEWPORT,
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)
+            yield page
+            # What the browser showed last: the first thing to look at when the test failed.
+            page.screenshot(path=OUTPUT / "last-page.png")
+        finally:
+            context.close()
+
+
+def materialize_button(page: Page) -> Locator:
+    """The asset page's primary button: "Materialize" or, if partitioned, "Materialize…"."""
+    return page.get_by_role("button").filter(has_text=re.compile(r"^Materialize(…)?$")).first
+
+
+def expand_graph(page: Page) -> None:
+    """Open every group and show each asset's description and owner (UI settings, per user)."""
+    page.get_by_role("button", name="settings", exact=True).click()
+    toggle = page.get_by_role("menuitem", name=re.compile("(Expand|Collapse) all groups"))
+    expect(toggle).to_be_visible()
+    if "Expand" in toggle.inner_text():
+        toggle.click()
+    else:
+        page.keyboard.press("Escape")
+    page.get_by_role("button", name="config", exact=True).click()
+    facets = page.get_by_role("dialog").filter(has_text="Choose Asset Facets")
+    for facet in ("Description", "Owner"):
+        if not facets.get_by_role("checkbox", name=facet, exact=True).is_checked():
+            facets.get_by_text(facet, exact=True).click()
+    facets.get_by_role("button", name="Save").click()
+    expect(facets).to_be_hidden()
+
+
+def wait_for_materialized_graph(page: Page) -> None:
+    """Until every card shows its materialization and the graph stopped zooming into place."""
+    unpartitioned = len(ASSETS) - 1
+    expect(page.get_by_text("Materialized", exact=True)).to_have_count(unpartitioned)
+    expect(page.get_by_text("100% filled", exact=True)).to_be_visible()  # raw_teams
+    wait_until_still(graph_node(page, "raw_competitions"))
+
+
+def wait_until_still(locator: Locator, timeout: float = 10.0) -> None:
+    """Until the element stops moving (the graph animates its zoom and pan)."""
+    previous, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        box = locator.bounding_box()
+        if box is not None and box == previous:
+            return
+        previous = box
+        time.sleep(0.25)
+
+
+def zoom_out_to_show(page: Page, first: str, last: str) -> None:
+    """Zoom the graph out until the cards of `first` (leftmost) and `last` (rightmost) fit."""
+    size = page.viewport_size
+    assert size is not None
+    graph_left = left_edge(page.get_by_role("button", name="Nearest Neighbors"))
+    for _ in range(8):
+        wait_until_still(graph_node(page, last))
+        left = left_edge(graph_node(page, first))
+        right_box = graph_node(page, last).bounding_box()
+        assert right_box is not None
+        # The card is wider than its title: keep a margin on both sides.
+        if left > graph_left + 50 and right_box["x"] + 4 * right_box["width"] < size["width"]:
+            return
+        page.get_by_role("button", name="zoom_out").click()
+
+
+def left_edge(locator: Locator) -> float:
+    box = locator.bounding_box()
+    assert box is not None, f"{locator} is not on screen"
+    return box["x"]
+
+
+def graph_node(page: Page, name: str) -> Locator:
+    """An asset's box in the graph (its title is the asset name in monospace)."""
+    return page.get_by_text(name, exact=True).last
+
+
+def test_materialize_from_the_browser_and_read_the_lineage(
+    dagster_dev: DagsterDev, browser_page: Page
+) -> None:
+    page, server = browser_page, dagster_dev
+    started = time.monotonic()
+
+    # 1. The asset graph: three layers left to right, every asset with kind, owner, description.
+    page.goto(f"{server.url}/asset-groups")
+    if server.graphql("{ shouldShowNux }")["shouldShowNux"]:
+        # A fresh instance on localhost greets the user with "Join the Dagster community" a
+        # second after the first page loads; "Skip" dismisses it for good (in the instance).
+        expect(page.get_by_text("Join the Dagster community")).to_be_visible()
+        page.get_by_role("button", name="Skip", exact=True).click()
+        expect(page.get_by_text("Join the Dagster community")).to_be_hidden()
+    for group in ("ingestion", "warehouse", "reporting"):
+        expect(page.get_by_text(group, exact=True).first).to_be_visible()
+    expand_graph(page)
+    for name in ASSETS:
+        expect(graph_node(page, name)).to_be_visible()
+    expect(page.get_by_text("Python", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Postgres", exact=True).first).to_be_visible()
+    expect(page.get_by_text("data-engineering").first).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"^summary\.csv: teams per competition")).first
+    ).to_be_visible()
+    x = {name: left_edge(graph_node(page, name)) for name in ASSETS}
+    assert (
+        x["raw_competitions"] < x["dim_competitions"] < x["fact_competitions"] < x["summary_csv"]
+    ), x
+    assert x["raw_teams"] < x["dim_teams"], x
+
+    # 2. Materialize raw_competitions: it registers one raw_teams partition per competition.
+    page.goto(f"{server.url}/assets/raw_competitions")
+    materialize_button(page).click()
+    expect(page.get_by_text(re.compile("^Launched run"))).to_be_visible()
+    wait_for_run(
+        server, "raw_competitions to materialize", lambda r: "raw_competitions" in r["assets"]
+    )
+    page.reload()  # as a user would: the overview does not refetch materialization metadata
+    expect(page.get_by_text("partitions_added", exact=True)).to_be_visible()
+    expect(page.get_by_text("snapshot", exact=True).first).to_be_visible()
+
+    # 3. One partition, from raw_teams' Partitions tab: the zero-team competition.
+    page.goto(f"{server.url}/assets/raw_teams?view=partitions&partition=2013")
+    # Every competition is a partition, listed by id.
+    expect(page.get_by_text(f"{PARTITION_COUNT} Partitions Selected")).to_be_visible()
+    for key in ("2000", "2013", "2152"):
+        expect(page.get_by_text(key, exact=True).first).to_be_visible()
+    materialize_button(page).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+    dialog.get_by_role("button", name="Launch 1 run").click()
+    wait_for_run(
+        server,
+        "raw_teams partition 2013 to materialize",
+        lambda r: r["tags"].get("dagster/partition") == "2013",
+    )
+    page.reload()
+    expect(page.get_by_text("team_count", exact=True)).to_be_visible()
+    expect(page.get_by_text(ZERO_TEAMS, exact=True).first).to_be_visible()
+    page.screenshot(path=OUTPUT / "raw-teams-partition.png")
+
+    # 4. "Materialize all" from the graph: a backfill of every partition; the rest follows.
+    before = time.time()
+    page.goto(f"{server.url}/asset-groups")
+    page.get_by_role("button", name="Materialize all").click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+    # Dagster makes the user pick the partitions (nothing is preselected): all of them.
+    expect(dialog.get_by_text("Partition selection")).to_be_visible()
+    selected = dialog.get_by_text(f"{PARTITION_COUNT} partitions", exact=True).first
+    for _ in range(3):  # a click before the partition keys arrived selects nothing: again
+        dialog.get_by_role("button", name="All", exact=True).click()
+        with contextlib.suppress(AssertionError):
+            expect(selected).to_be_visible(timeout=5_000)
+            break
+    expect(selected).to_be_visible()
+    dialog.get_by_role("button", name="Launch backfill").click()
+    expect(page.get_by_text(re.compile("^Created backfill"))).to_be_visible()
+
+    backfill_id = wait_for(
+        "the backfill to be created",
+        lambda: next(
+            (
+                b["id"]
+                for b in server.graphql(
+                    "{ partitionBackfillsOrError { ... on PartitionBackfills"
+                    " { results { id timestamp } } } }"
+                )["partitionBackfillsOrError"]["results"]
+                if b["timestamp"] >= before - 1
+            ),
+            None,
+        ),
+        server,
+    )
+    outcome = wait_for(
+        f"backfill {backfill_id} to finish", lambda: backfill_outcome(server, backfill_id), server
+    )
+    # Partitioned raw_teams and the unpartitioned assets, all in the one backfill.
+    assert outcome == {
+        "status": "COMPLETED_SUCCESS",
+        **{name: True for name in ASSETS},
+        "raw_teams": f"{PARTITION_COUNT}/{PARTITION_COUNT}",
+    }, outcome
+    # What the user sees of it: the backfill page, every asset done.
+    page.goto(f"{server.url}/runs/b/{backfill_id}")
+    expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
+    expect(page.get_by_text("100% completed")).to_have_count(len(ASSETS))
+
+    # The zero-team competition is a WARN of raw_teams' check, naming it.
+    page.goto(f"{server.url}/assets/raw_teams?view=checks")
+    expect(page.get_by_text(f"Zero teams: {ZERO_TEAMS} (2013)")).to_be_visible()
+
+    # 5. summary_csv's metadata: the summary itself, as markdown, zero-team competition included.
+    page.set_viewport_size(TALL_VIEWPORT)
+    page.goto(f"{server.url}/assets/summary_csv")
+    metadata = page.get_by_text("zero_team_competitions", exact=True)
+    expect(metadata).to_be_visible()
+    expect(page.get_by_text(f"{ZERO_TEAMS} (2013)", exact=True)).to_be_visible()
+    summary_table = (
+        page.locator("table")
+        .filter(has_text="number_of_teams")
+        .filter(has_text="UEFA Champions League")
+    )
+    expect(summary_table.last).to_be_visible()
+    expect(summary_table.last.get_by_text(ZERO_TEAMS, exact=True)).to_be_visible()
+    page.screenshot(path=OUTPUT / "summary-metadata.png")
+
+    # 6. The lineage of summary_csv: the whole upstream chain, back to the raw API answers.
+    page.set_viewport_size(GRAPH_VIEWPORT)
+    page.get_by_role("tab", name="Lineage").click()
+    page.get_by_role("button", name="Upstream").click()
+    page.get_by_role("button", name="All", exact=True).click()  # graph depth: all the way up
+    expect(page).to_have_url(re.compile(r"lineageScope=upstream"))
+    expect(page.get_by_text("Not all upstream")).to_have_count(0)
+    for name in ASSETS:
+        expect(graph_node(page, name)).to_be_visible()
+    wait_for_materialized_graph(page)
+    zoom_out_to_show(page, "raw_competitions", "summary_csv")
+    page.screenshot(path=OUTPUT / "summary-lineage.png")
+
+    # 7. The graph again, now materialized: the screenshot the README shows.
+    page.goto(f"{server.url}/asset-groups")
+    expand_graph(page)
+    wait_for_materialized_graph(page)
+    page.screenshot(path=OUTPUT / "asset-graph.png")
+    if os.environ.get("FOOTBALL_UPDATE_DOCS_IMAGES") == "1":
+        DOCS_GRAPH.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(OUTPUT / "asset-graph.png", DOCS_GRAPH)
+
+    print(f"browser test: {time.monotonic() - started:.0f} s in the UI")
