@@ -167,7 +167,7 @@ class FootballDataClient:
         max_retry_seconds: float = settings.DEFAULT_MAX_RETRY_SECONDS,
         backoff_seconds: float = 1.0,
         limiter_path: Path | None = None,
-        log_waits: logging.Logger | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or None
@@ -185,7 +185,7 @@ class FootballDataClient:
         self._limiter = SharedRateLimiter(
             requests_per_minute, rate_window_seconds, path=limiter_path, key=self.base_url
         )
-        self._log = log_waits or log
+        self._log = logger or log
 
     def close(self) -> None:
         self._session.close()
@@ -244,9 +244,9 @@ class FootballDataClient:
             else "backing off with jitter"
         )
         self._log.info(
-            "%s Waiting %.1f s (%s), then attempt %d.",
+            "%s Waiting %s s (%s), then attempt %d.",
             error,
-            state.upcoming_sleep,
+            _seconds(state.upcoming_sleep),
             how,
             state.attempt_number + 1,
         )
@@ -258,20 +258,22 @@ class FootballDataClient:
         # The server's word first, then the configured budget: the slot is stamped last, just
         # before the request leaves, so the sliding window matches what the server counts.
         while (wait := self._limiter.server_wait()) > 0:
-            self._log.info(
-                "Waiting %.1f s before GET %s: the API said no requests remain until its "
+            self._log.log(
+                _wait_level(wait),
+                "Waiting %s s before GET %s: the API said no requests remain until its "
                 "counter resets.",
-                wait,
+                _seconds(wait),
                 endpoint,
             )
             time.sleep(wait)
             waited += wait
 
         def tell(wait: float) -> None:
-            self._log.info(
-                "Waiting %.1f s before GET %s: the request budget (%d per %g s, shared by every "
+            self._log.log(
+                _wait_level(wait),
+                "Waiting %s s before GET %s: the request budget (%d per %g s, shared by every "
                 "process on this machine) is spent.",
-                wait,
+                _seconds(wait),
                 endpoint,
                 self._limiter.limit,
                 self._limiter.window_seconds,
@@ -362,6 +364,16 @@ class FootballDataClient:
             requests_available=available,
             reset_seconds=reset,
         )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value >= 0.1 else f"{value:.2f}"
+
+
+def _wait_level(seconds: float) -> int:
+    # Once a sliding window is full, slots free up at the pace the requests were sent: the
+    # waits in between last milliseconds and would only bury the one that matters.
+    return logging.INFO if seconds >= 0.1 else logging.DEBUG
 
 
 def _partition(endpoint: str) -> str:
