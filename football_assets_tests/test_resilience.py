@@ -277,7 +277,8 @@ def row_locked(pg_url: str, schema: str, table: str, key: int) -> Iterator[sa.Co
         try:
             yield conn
         finally:
-            transaction.rollback()
+            if transaction.is_active:  # the test may have let go already
+                transaction.rollback()
     engine.dispose()
 
 
