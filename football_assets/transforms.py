@@ -158,3 +158,51 @@ def memberships_to_rows(
 ) -> Iterator[dict[str, Any]]:
     for competition_id, t in listed_teams(teams_by_competition, listed):
         yield {"competition_id": competition_id, "team_id": t.id}
+
+
+# ---- the same rows, extracted by PostgreSQL --------------------------------------------------
+#
+# teams_to_rows and memberships_to_rows are the reference, the plain functions tests read.
+# dim_teams and fact_competitions, built from every raw_teams partition, run these statements
+# instead, inside the database: no payload becomes Python objects. At 4,000 competitions that
+# is the difference between a few hundred milliseconds and tens of seconds, and between flat
+# memory and GBs (see README, "Performance"). test_transforms_sql.py holds both to the same rows.
+#
+# The trade-off: these trust their input. They run on stored payloads only, and raw_teams
+# stores a payload only after parse_teams accepted it; a field pydantic would coerce but SQL
+# cannot cast (say "founded": "c. 1900") fails the load with PostgreSQL's message instead.
+#
+# Each reads `latest(partition_key, payload)` (see warehouse.RowsFromRaw) and returns the
+# table's columns plus `_ord`, the reference's order: by competition id, then as listed.
+
+_APPEARANCES = """
+FROM latest
+CROSS JOIN LATERAL jsonb_array_elements(latest.payload -> 'teams') WITH ORDINALITY AS a(team, n)
+"""
+# Computed, not a window: ordering the rows first would sort every team's JSON (a payload never
+# lists a billion teams, so the products keep their order).
+_ORDER = "latest.partition_key::bigint * 1000000000 + a.n AS _ord"
+
+TEAM_ROWS_SQL = f"""
+SELECT (a.team ->> 'id')::int AS id,
+       a.team ->> 'name' AS name,
+       a.team ->> 'shortName' AS short_name,
+       a.team ->> 'tla' AS tla,
+       a.team ->> 'crest' AS crest,
+       a.team ->> 'address' AS address,
+       a.team ->> 'website' AS website,
+       (a.team ->> 'founded')::int AS founded,
+       a.team ->> 'clubColors' AS club_colors,
+       a.team ->> 'venue' AS venue,
+       (a.team -> 'area' ->> 'id')::int AS area_id,
+       a.team -> 'area' ->> 'name' AS area_name,
+       a.team -> 'area' ->> 'code' AS area_code,
+       (a.team ->> 'lastUpdated')::timestamptz AS last_updated,
+       {_ORDER}
+{_APPEARANCES}"""
+
+MEMBERSHIP_ROWS_SQL = f"""
+SELECT latest.partition_key::int AS competition_id,
+       (a.team ->> 'id')::int AS team_id,
+       {_ORDER}
+{_APPEARANCES}"""

@@ -1,7 +1,10 @@
 """Warehouse layer: `dim_*` and `fact_*` tables in PostgreSQL, mirroring the API's latest answer.
 
-Each asset returns rows; the Postgres IO manager loads them (COPY + one set-based upsert, one
-transaction per table). Only competitions the API lists now reach the tables.
+Each asset returns its rows; the Postgres IO manager loads them (one set-based upsert, one
+transaction per table). Only competitions the API lists now reach the tables. dim_competitions
+comes from one payload, in Python. dim_teams and fact_competitions come from every raw_teams
+partition: they return the SQL that extracts their rows from the stored payloads (the twin of
+the reference functions in transforms.py), so thousands of payloads never leave the database.
 """
 
 from collections.abc import Mapping
@@ -11,11 +14,12 @@ import dagster as dg
 
 from football_assets.assets.ingestion import raw_competitions, raw_teams
 from football_assets.automation import DOWNSTREAM_CONDITION
+from football_assets.resources.warehouse import RawPartitions, RowsFromRaw
 from football_assets.transforms import (
+    MEMBERSHIP_ROWS_SQL,
+    TEAM_ROWS_SQL,
     competitions_to_rows,
-    memberships_to_rows,
     parse_competitions,
-    teams_to_rows,
 )
 
 GROUP = "warehouse"
@@ -30,8 +34,9 @@ DATABASE_RETRY = dg.RetryPolicy(
 )
 
 
-def _listed(raw: Mapping[str, Any]) -> list[int]:
-    return [c.id for c in parse_competitions(raw).competitions]
+def _listed(raw: Mapping[str, Any]) -> list[str]:
+    """Partition keys of the competitions the API lists now."""
+    return [str(c.id) for c in parse_competitions(raw).competitions]
 
 
 @dg.asset(
@@ -61,10 +66,8 @@ def dim_competitions(raw_competitions: dict[str, Any]) -> list[dict[str, Any]]:
     },
     description="One row per team (de-duplicated across competitions), latest name and details.",
 )
-def dim_teams(
-    raw_competitions: dict[str, Any], raw_teams: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
-    return list(teams_to_rows(raw_teams, _listed(raw_competitions)))
+def dim_teams(raw_competitions: dict[str, Any], raw_teams: RawPartitions) -> RowsFromRaw:
+    return RowsFromRaw(TEAM_ROWS_SQL, raw_teams.only(_listed(raw_competitions)))
 
 
 @dg.asset(
@@ -82,7 +85,5 @@ def dim_teams(
     deps=["dim_competitions", "dim_teams"],
     description="Which team plays in which competition (competition_id, team_id), per the API now.",
 )
-def fact_competitions(
-    raw_competitions: dict[str, Any], raw_teams: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
-    return list(memberships_to_rows(raw_teams, _listed(raw_competitions)))
+def fact_competitions(raw_competitions: dict[str, Any], raw_teams: RawPartitions) -> RowsFromRaw:
+    return RowsFromRaw(MEMBERSHIP_ROWS_SQL, raw_teams.only(_listed(raw_competitions)))

@@ -3,17 +3,28 @@
 Dagster has no official Postgres IO manager, so this is ours, small on purpose: raw assets are
 appended to `raw_responses` (one row per response, with run id, partition and fetch time, so
 lineage replaces a debug folder), tables are replaced by `Warehouse.replace_table`.
+
+Memory stays flat in the number of partitions: a multi-partition raw output arrives as a
+`ResponseSpool` and streams into `raw_responses` through COPY; a multi-partition raw input is
+handed over as `RawPartitions` (which partitions, not their payloads), and the table that reads
+it extracts its rows from all of them in one SQL statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 
 from football_assets.resources.api import ApiResponse
-from football_assets.resources.warehouse import WAREHOUSE_TABLES, Warehouse, column_schema
+from football_assets.resources.raw_spool import RawRecord, ResponseSpool
+from football_assets.resources.warehouse import (
+    WAREHOUSE_TABLES,
+    RawPartitions,
+    Warehouse,
+    column_schema,
+)
 
 UNPARTITIONED = ""
 
@@ -26,11 +37,16 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         name = context.asset_key.path[-1]
         if name.startswith("raw_"):
-            responses = self._responses_by_partition(context, obj)
-            self.warehouse.store_raw(name, context.run_id, responses)
+            try:
+                stored = self.warehouse.append_raw(
+                    name, context.run_id, self._raw_records(context, obj)
+                )
+            finally:
+                if isinstance(obj, ResponseSpool):
+                    obj.close()
             context.log.info(
                 "Stored %d raw %s response(s) in %s.raw_responses.",
-                len(responses),
+                stored,
                 name,
                 self.warehouse.schema,
             )
@@ -66,8 +82,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         name = context.asset_key.path[-1]
         if name.startswith("raw_"):
             if context.has_asset_partitions:
-                # All partitions in one query; partitions never materialized are simply absent.
-                return self.warehouse.latest_raw(name, list(context.asset_partition_keys))
+                # Named, not loaded: the consumer reads them all in one query, in the database.
+                # Partitions never materialized are simply absent from what that query sees.
+                return RawPartitions(name, tuple(context.asset_partition_keys))
             found = self.warehouse.latest_raw(name, [UNPARTITIONED])
             if UNPARTITIONED not in found:
                 raise dg.Failure(f"{name} has never been materialized; materialize it first.")
@@ -79,18 +96,27 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         )
 
     @staticmethod
-    def _responses_by_partition(context: dg.OutputContext, obj: Any) -> dict[str, ApiResponse]:
+    def _raw_records(context: dg.OutputContext, obj: Any) -> Iterator[RawRecord]:
         if isinstance(obj, ApiResponse):
             key = context.asset_partition_key if context.has_asset_partitions else UNPARTITIONED
-            return {key: obj}
-        if isinstance(obj, Mapping) and all(isinstance(v, ApiResponse) for v in obj.values()):
-            if context.has_asset_partitions:
-                expected = set(context.asset_partition_keys)
-                if set(obj) != expected:
-                    raise dg.DagsterInvariantViolationError(
-                        f"Expected responses for partitions {sorted(expected)}, got {sorted(obj)}."
-                    )
-            return dict(obj)
-        raise dg.DagsterInvariantViolationError(
-            f"A raw asset must return ApiResponse(s), got {type(obj).__name__}."
-        )
+            yield RawRecord.from_response(key, obj)
+            return
+        if isinstance(obj, ResponseSpool):
+            keys = obj.keys()
+        elif isinstance(obj, Mapping) and all(isinstance(v, ApiResponse) for v in obj.values()):
+            keys = list(obj)
+        else:
+            raise dg.DagsterInvariantViolationError(
+                f"A raw asset must return ApiResponse(s), got {type(obj).__name__}."
+            )
+        if context.has_asset_partitions:
+            expected = set(context.asset_partition_keys)
+            if set(keys) != expected:
+                raise dg.DagsterInvariantViolationError(
+                    f"Expected responses for partitions {sorted(expected)}, got {sorted(keys)}."
+                )
+        if isinstance(obj, ResponseSpool):
+            yield from obj
+        else:
+            for key, response in obj.items():
+                yield RawRecord.from_response(key, response)

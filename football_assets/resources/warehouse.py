@@ -8,7 +8,6 @@ failed or killed load leaves the previous contents whole.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,11 +21,12 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 from pydantic import PrivateAttr
-from sqlalchemy.dialects.postgresql import JSONB, distinct_on
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
 
 from football_assets import settings
+from football_assets.resources.raw_spool import RawRecord, canonical_json, sha256_text
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -156,6 +156,32 @@ def column_schema(schema: str, table_name: str) -> dg.TableSchema:
             for column in table.columns
         ]
     )
+
+
+@dataclass(frozen=True)
+class RawPartitions:
+    """The latest stored answer of each of these partitions of a raw asset, left in PostgreSQL.
+
+    What the IO manager hands a table built from many partitions: naming them costs nothing,
+    and the table's load reads them all in the one query that extracts its rows.
+    """
+
+    asset: str
+    partition_keys: tuple[str, ...]
+
+    def only(self, keys: Iterable[str]) -> RawPartitions:
+        wanted = set(keys)
+        return RawPartitions(self.asset, tuple(k for k in self.partition_keys if k in wanted))
+
+
+@dataclass(frozen=True)
+class RowsFromRaw:
+    """A table's rows as a SELECT over `latest(partition_key text, payload jsonb)`, the latest
+    payload of each partition of `source`. It must return the table's columns and `_ord`, the
+    load order that breaks ties between duplicate keys (the last one wins)."""
+
+    select_sql: str
+    source: RawPartitions
 
 
 @dataclass(frozen=True)
@@ -295,120 +321,209 @@ class Warehouse(dg.ConfigurableResource):
     # ---- raw responses -------------------------------------------------------------------
 
     def store_raw(self, asset: str, run_id: str, responses: Mapping[str, Any]) -> None:
-        """Append responses (partition key -> ApiResponse-like) in one transaction."""
-        table = self.table("raw_responses")
-        rows = [
-            {
-                "asset": asset,
-                "partition_key": partition_key,
-                "run_id": run_id,
-                "fetched_at": response.fetched_at,
-                "source": response.source,
-                "url": response.url,
-                "http_status": response.status,
-                "payload_sha256": payload_sha256(response.payload),
-                "payload": response.payload,
-            }
-            for partition_key, response in responses.items()
+        """Append responses (partition key -> ApiResponse) in one transaction."""
+        self.append_raw(
+            asset, run_id, (RawRecord.from_response(key, r) for key, r in responses.items())
+        )
+
+    def append_raw(self, asset: str, run_id: str, records: Iterable[RawRecord]) -> int:
+        """Append records in one transaction, streamed through COPY; returns how many.
+
+        The payload travels as its canonical JSON text and PostgreSQL parses it into JSONB, so
+        no Python object of it is built here, whatever the number of records.
+        """
+        columns = [
+            "asset",
+            "partition_key",
+            "run_id",
+            "fetched_at",
+            "source",
+            "url",
+            "http_status",
+            "payload_sha256",
+            "payload",
         ]
+        copy_sql = sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
+            table=sql.Identifier(self.schema, "raw_responses"),
+            cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        )
+        count = 0
         with self.transaction() as conn:
-            conn.execute(table.insert(), rows)
+            cursor = conn.connection.driver_connection.cursor()
+            with cursor.copy(copy_sql) as copy:
+                for r in records:
+                    copy.write_row(
+                        [
+                            asset,
+                            r.partition_key,
+                            run_id,
+                            r.fetched_at,
+                            r.source,
+                            r.url,
+                            r.http_status,
+                            r.payload_sha256,
+                            r.payload_json,
+                        ]
+                    )
+                    count += 1
+        return count
+
+    def _latest_sql(self, column: str) -> sql.Composed:
+        # One index probe per partition (raw_responses_latest, backwards, LIMIT 1): the cost
+        # follows the partitions asked for, not the length of the history kept.
+        return sql.SQL(
+            "SELECT k.partition_key, r.{column} FROM unnest(%(keys)s::text[]) AS k(partition_key) "
+            "CROSS JOIN LATERAL (SELECT {column} FROM {raw} AS raw WHERE raw.asset = %(asset)s "
+            "AND raw.partition_key = k.partition_key ORDER BY raw.id DESC LIMIT 1) AS r"
+        ).format(column=sql.Identifier(column), raw=sql.Identifier(self.schema, "raw_responses"))
+
+    def _partition_keys(self, asset: str, partition_keys: Sequence[str] | None) -> list[str]:
+        if partition_keys is not None:
+            return list(dict.fromkeys(partition_keys))
+        table = self.table("raw_responses")
+        query = sa.select(table.c.partition_key).where(table.c.asset == asset).distinct()
+        with self.get_engine().connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def latest_raw(self, asset: str, partition_keys: Sequence[str] | None) -> dict[str, Any]:
-        """The latest stored payload per partition, in one query; absent partitions are skipped."""
-        table = self.table("raw_responses")
-        query = (
-            sa.select(table.c.partition_key, table.c.payload)
-            .where(table.c.asset == asset)
-            .ext(distinct_on(table.c.partition_key))
-            .order_by(table.c.partition_key, table.c.id.desc())
-        )
-        if partition_keys is not None:
-            query = query.where(table.c.partition_key.in_(list(partition_keys)))
+        """The latest stored payload per partition, in one query; absent partitions are skipped.
+
+        Builds every payload as Python objects: for a few partitions (raw_competitions, tests).
+        Tables built from many partitions read them in SQL instead (`RawPartitions`).
+        """
+        keys = self._partition_keys(asset, partition_keys)
         with self.get_engine().connect() as conn:
-            return {key: payload for key, payload in conn.execute(query)}
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute(self._latest_sql("payload"), {"keys": keys, "asset": asset})
+            return dict(cursor.fetchall())
+
+    def latest_raw_sha256(self, asset: str, partition_keys: Sequence[str]) -> dict[str, str]:
+        """The SHA-256 of the latest stored payload per partition; absent partitions skipped."""
+        keys = self._partition_keys(asset, partition_keys)
+        with self.get_engine().connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute(self._latest_sql("payload_sha256"), {"keys": keys, "asset": asset})
+            return dict(cursor.fetchall())
 
     # ---- tables -----------------------------------------------------------------------
 
     def transaction(self) -> Any:
         return _Transaction(self)
 
-    def replace_table(self, name: str, rows: Iterable[Mapping[str, Any]]) -> LoadStats:
-        """Make table `name` hold exactly `rows` (last duplicate wins), in one transaction."""
+    def replace_table(
+        self, name: str, rows: Iterable[Mapping[str, Any]] | RowsFromRaw
+    ) -> LoadStats:
+        """Make table `name` hold exactly `rows` (last duplicate wins), in one transaction.
+
+        `rows` are Python rows, sent with COPY to a staging table, or a `RowsFromRaw` query
+        that PostgreSQL runs over the stored payloads, so those rows never leave the database.
+        Then one statement deletes the rows that went and inserts the rows that are new or
+        changed. Unchanged rows are not touched (not even locked), so a load of what the table
+        already holds writes nothing.
+        """
         table = self.table(name)
         columns = [c.name for c in table.columns]
         keys = [c.name for c in table.primary_key.columns]
         others = [c for c in columns if c not in keys]
         target = sql.Identifier(self.schema, name)
-        stage = sql.Identifier(f"stage_{name}")
         cols = sql.SQL(", ").join(map(sql.Identifier, columns))
         key_cols = sql.SQL(", ").join(map(sql.Identifier, keys))
-        key_match = sql.SQL(" AND ").join(
-            sql.SQL("s.{k} = t.{k}").format(k=sql.Identifier(k)) for k in keys
-        )
+
+        def qualified(alias: str, names: Sequence[str]) -> sql.Composable:
+            return sql.SQL(", ").join(sql.Identifier(alias, c) for c in names)
+
+        def match(left: str, right: str) -> sql.Composable:
+            return sql.SQL(" AND ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(left, k), sql.Identifier(right, k))
+                for k in keys
+            )
+
         with self.transaction() as conn:
             cursor = conn.connection.driver_connection.cursor()
-            cursor.execute(
-                sql.SQL("CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP").format(
-                    stage=stage, target=target
+            # A few hundred thousand rows sort in memory; and the planner's Memoize over
+            # jsonb_array_elements would hash every whole payload for a cache that never hits.
+            cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL enable_memoize = off")
+            params: dict[str, Any] = {}
+            if isinstance(rows, RowsFromRaw):
+                source = sql.SQL("latest AS ({latest}), rows AS ({select}),").format(
+                    latest=self._latest_sql("payload"),
+                    select=sql.SQL(rows.select_sql),  # type: ignore[arg-type]
                 )
-            )
-            # The load order breaks ties among duplicates (the same team in two payloads).
-            cursor.execute(
-                sql.SQL(
-                    "ALTER TABLE {stage} ADD COLUMN _ord bigint GENERATED ALWAYS AS IDENTITY"
-                ).format(stage=stage)
-            )
-            copy_sql = sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=stage, cols=cols)
-            with cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row([row.get(c) for c in columns])
-            cursor.execute(
-                sql.SQL(
-                    "DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})"
-                ).format(target=target, stage=stage, m=key_match)
-            )
-            deleted = cursor.rowcount
+                params = {"keys": list(rows.source.partition_keys), "asset": rows.source.asset}
+            else:
+                stage = sql.Identifier(f"stage_{name}")
+                cursor.execute(
+                    sql.SQL("CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP").format(
+                        stage=stage, target=target
+                    )
+                )
+                # The load order breaks ties among duplicates (the same team in two payloads).
+                cursor.execute(
+                    sql.SQL(
+                        "ALTER TABLE {stage} ADD COLUMN _ord bigint GENERATED ALWAYS AS IDENTITY"
+                    ).format(stage=stage)
+                )
+                copy_sql = sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(
+                    stage=stage, cols=cols
+                )
+                with cursor.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row([row.get(c) for c in columns])
+                source = sql.SQL("rows AS (SELECT * FROM {stage}),").format(stage=stage)
             if others:
-                changed = sql.SQL(
-                    "ON CONFLICT ({keys}) DO UPDATE SET {sets} "
-                    "WHERE ({old}) IS DISTINCT FROM ({new})"
+                # Last duplicate wins; ON CONFLICT DO UPDATE may not meet one key twice.
+                src = sql.SQL(
+                    "SELECT DISTINCT ON ({keys}) {cols} FROM rows ORDER BY {keys}, _ord DESC"
+                ).format(keys=key_cols, cols=cols)
+                differs = sql.SQL("({}) IS DISTINCT FROM ({})")
+                on_conflict = sql.SQL(
+                    "ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE {differs}"
                 ).format(
                     keys=key_cols,
                     sets=sql.SQL(", ").join(
                         sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others
                     ),
-                    old=sql.SQL(", ").join(
-                        sql.SQL("{t}.{c}").format(t=sql.Identifier(name), c=sql.Identifier(c))
-                        for c in others
-                    ),
-                    new=sql.SQL(", ").join(
-                        sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others
-                    ),
+                    differs=differs.format(qualified("t", others), qualified("excluded", others)),
+                )
+                changed = sql.SQL("cur.{k} IS NULL OR {differs}").format(
+                    k=sql.Identifier(keys[0]),
+                    differs=differs.format(qualified("cur", others), qualified("src", others)),
                 )
             else:
-                changed = sql.SQL("ON CONFLICT ({keys}) DO NOTHING").format(keys=key_cols)
+                # Keys only: a duplicate is the same row, and DO NOTHING skips it.
+                src = sql.SQL("SELECT {cols} FROM rows").format(cols=cols)
+                on_conflict = sql.SQL("ON CONFLICT ({keys}) DO NOTHING").format(keys=key_cols)
+                changed = sql.SQL("cur.{k} IS NULL").format(k=sql.Identifier(keys[0]))
+            # One statement, one snapshot: the DELETE and the INSERT touch disjoint keys. Only
+            # new and changed rows reach the INSERT: ON CONFLICT ... WHERE would still lock
+            # (and so write) every conflicting row it then leaves alone.
             cursor.execute(
                 sql.SQL(
-                    "INSERT INTO {target} AS {alias} ({cols}) "
-                    "SELECT DISTINCT ON ({keys}) {cols} FROM {stage} ORDER BY {keys}, _ord DESC "
-                    "{changed} RETURNING (xmax = 0)"
+                    "WITH {source} src AS ({src}), "
+                    "gone AS (DELETE FROM {target} AS t WHERE NOT EXISTS "
+                    "(SELECT 1 FROM src WHERE {src_t}) RETURNING 1), "
+                    "up AS (INSERT INTO {target} AS t ({cols}) SELECT {src_cols} FROM src "
+                    "LEFT JOIN {target} AS cur ON {cur_src} WHERE {changed} {on_conflict} "
+                    "RETURNING (xmax = 0) AS inserted) "
+                    "SELECT (SELECT count(*) FROM gone), count(*) FILTER (WHERE inserted), "
+                    "count(*) FILTER (WHERE NOT inserted) FROM up"
                 ).format(
+                    source=source,
+                    src=src,
                     target=target,
-                    alias=sql.Identifier(name),
+                    src_t=match("src", "t"),
                     cols=cols,
-                    keys=key_cols,
-                    stage=stage,
+                    src_cols=qualified("src", columns),
+                    cur_src=match("cur", "src"),
                     changed=changed,
-                )
+                    on_conflict=on_conflict,
+                ),
+                params or None,
             )
-            flags = [inserted for (inserted,) in cursor.fetchall()]
+            deleted, inserted, updated = cursor.fetchone()
             cursor.execute(sql.SQL("SELECT count(*) FROM {target}").format(target=target))
             (total,) = cursor.fetchone()
-        inserted = sum(1 for flag in flags if flag)
-        return LoadStats(
-            rows=total, inserted=inserted, updated=len(flags) - inserted, deleted=deleted
-        )
+        return LoadStats(rows=total, inserted=inserted, updated=updated, deleted=deleted)
 
     def read_table(self, name: str) -> list[dict[str, Any]]:
         table = self.table(name)
@@ -550,7 +665,4 @@ def commit_unknown(warehouse: Warehouse, exc: BaseException) -> DatabaseUnavaila
 
 
 def payload_sha256(payload: Any) -> str:
-    import hashlib
-
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return sha256_text(canonical_json(payload))
