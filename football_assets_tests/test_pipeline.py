@@ -125,11 +125,20 @@ def test_rerun_changes_and_duplicates_nothing(
     }
     csv_before = (output_dir / "summary.csv").read_bytes()
 
-    refresh(live_defs, instance)
+    rerun = refresh(live_defs, instance)
 
+    # Unchanged raw data: the tables and the report are not rebuilt at all (issue 6).
+    assert rerun.skipped is not None and "unchanged" in rerun.skipped
     for name, rows in before.items():
         assert table(warehouse, name) == rows, name
     assert (output_dir / "summary.csv").read_bytes() == csv_before
+
+    # Forced, the loads run and find nothing to insert, update or delete.
+    forced = refresh(live_defs, instance, force=True)
+
+    assert forced.skipped is None
+    for name, rows in before.items():
+        assert table(warehouse, name) == rows, name
     event = instance.get_latest_materialization_event(dg.AssetKey("dim_teams"))
     meta = event.asset_materialization.metadata  # type: ignore[union-attr]
     assert (

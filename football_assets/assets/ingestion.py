@@ -3,6 +3,7 @@
 import dagster as dg
 
 from football_assets.resources.api import ApiResponse, FootballDataApi
+from football_assets.resources.raw_spool import ResponseSpool
 from football_assets.resources.warehouse import payload_sha256
 from football_assets.transforms import competition_ids, parse_teams
 
@@ -91,8 +92,10 @@ def raw_competitions(
 )
 def raw_teams(
     context: dg.AssetExecutionContext, football_api: FootballDataApi
-) -> dict[str, ApiResponse]:
-    responses: dict[str, ApiResponse] = {}
+) -> dg.Output[ResponseSpool]:
+    # Each answer goes to the spool as it arrives (compact, on disk past a few MB), so a range
+    # of 4,000 competitions holds one parsed payload at a time, not 4,000.
+    responses = ResponseSpool()
     for index, key in enumerate(context.partition_keys):
         response = football_api.fetch_teams(key)
         if index == 0:
@@ -106,9 +109,19 @@ def raw_teams(
         # Partition keys are ids; the name lets a reader of the Partitions tab know which is which.
         name = (response.payload.get("competition") or {}).get("name")
         named = {"competition": name} if name else {}
+        record = responses.add(key, response)
         context.add_asset_metadata(
-            {**named, **response.metadata(), "team_count": count, "dagster/row_count": count},
+            {
+                **named,
+                **response.metadata(),
+                "team_count": count,
+                "dagster/row_count": count,
+                "payload_sha256": record.payload_sha256,
+            },
             partition_key=key,
         )
-        responses[key] = response
-    return responses
+    # Dagster 1.13 gives every partition of one output the same data version (no per-partition
+    # versions for materializations: dagster-io/dagster#34013), so this is the version of the
+    # whole range: it changes when any partition's payload does, which is what the tables built
+    # from all of them need. Each partition's own version is its `payload_sha256` metadata.
+    return dg.Output(responses, data_version=dg.DataVersion(responses.version()))
