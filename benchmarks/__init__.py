@@ -1,0 +1,1 @@
+"""Benchmarks of the whole pipeline against its physical limits (see README, "Performance")."""
