@@ -470,6 +470,9 @@ def _measure_scale(
                     # The API phase = head + request span + tail: Dagster before the first
                     # request (step start), and after the last (storing, materialization events).
                     "api_head_s": round(head, 3) if head is not None else None,
+                    # From GET /competitions (run 1) to the first GET .../teams (run 2): run 1
+                    # ending and run 2 starting, which logs a planned event per partition.
+                    "api_gap_s": round(admitted[1] - admitted[0], 3) if len(admitted) > 1 else None,
                     "api_tail_s": round(tail, 3) if tail is not None else None,
                     "warehouse_steps_s": warehouse,
                     "warehouse_s": round(sum(warehouse.values()), 4),
@@ -516,6 +519,7 @@ def _measure_scale(
             if cold["api_s"] is not None
             else None,
             "api_head_s": cold["api_head_s"],
+            "api_gap_s": cold["api_gap_s"],
             "api_tail_s": cold["api_tail_s"],
             "warehouse_s": cold["warehouse_s"],
             "warehouse_steps_s": cold["warehouse_steps_s"],
