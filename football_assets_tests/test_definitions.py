@@ -15,7 +15,7 @@ from football_assets.resources.api import LiveFootballDataApi, SnapshotFootballD
 
 GRAPH = {
     "raw_competitions": ("ingestion", set()),
-    "raw_teams": ("ingestion", set()),
+    "raw_teams": ("ingestion", {"raw_competitions"}),
     "dim_competitions": ("warehouse", {"raw_competitions"}),
     "dim_teams": ("warehouse", {"raw_competitions", "raw_teams"}),
     "fact_competitions": (

@@ -86,6 +86,8 @@ def raw_competitions(
     pool=API_POOL,
     io_manager_key="warehouse_io_manager",
     partitions_def=competition_partitions,
+    # Lineage: the competition list decides which partitions exist (it loads nothing from it).
+    deps=[raw_competitions],
     # A range of competitions runs as one run: one process, one HTTP session, one budget.
     backfill_policy=dg.BackfillPolicy.single_run(),
     description="GET /competitions/{id}/teams, verbatim, one partition per competition id.",

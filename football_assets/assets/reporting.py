@@ -1,9 +1,11 @@
 """Reporting layer: `summary_csv`, teams per competition, for people."""
 
+import contextlib
 import csv
 import io
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from football_assets.resources.warehouse import Warehouse
 
 SUMMARY_COLUMNS = ["competition_id", "competition_code", "competition_name", "number_of_teams"]
 SUMMARY_FILE = "summary.csv"
+STALE_TEMP_SECONDS = 600
 
 # LEFT JOIN: a competition with no teams (between seasons) is a row with 0, not a missing row.
 SUMMARY_SQL = """
@@ -47,6 +50,12 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
 def write_atomically(path: Path, text: str) -> None:
     """Readers see the old file or the new one, never a part: write beside it, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed between write and rename leaves its temp file; sweep those (not a
+    # concurrent writer's fresh one) so they don't pile up beside the report.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_TEMP_SECONDS:
+                stale.unlink()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -21,8 +21,10 @@ from football_assets.resources.api import ApiResponse
 from football_assets.resources.raw_spool import RawRecord, ResponseSpool
 from football_assets.resources.warehouse import (
     WAREHOUSE_TABLES,
+    DatabaseUnavailable,
     RawPartitions,
     Warehouse,
+    WarehouseError,
     column_schema,
 )
 
@@ -53,7 +55,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             return
         if name in WAREHOUSE_TABLES:
             rows: Iterable[Mapping[str, Any]] = obj
-            stats = self.warehouse.replace_table(name, rows)
+            try:
+                stats = self.warehouse.replace_table(name, rows)
+            except DatabaseUnavailable:
+                raise  # the connection failed: the assets' RetryPolicy may well succeed
+            except WarehouseError as exc:
+                # PostgreSQL refused the data itself; a retry would be refused the same way.
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
             context.add_output_metadata(
                 {
                     "dagster/row_count": stats.rows,
