@@ -323,11 +323,6 @@ def test_changed_teams_rebuild_the_team_tables_and_the_report_only(
     assert evaluated.requested() == {"dim_teams", "fact_competitions", "summary_csv"}
 
 
-@pytest.mark.xfail(
-    reason="raw_teams records no data version of its own until issue 6 lands one per run; "
-    "until then every fetch counts as a change",
-    strict=False,
-)
 def test_a_daily_refresh_that_brings_nothing_new_rebuilds_nothing(
     evaluated: Evaluator, live_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
