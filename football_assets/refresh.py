@@ -181,7 +181,7 @@ def refresh(
     if built_by is not None:
         report.skipped = (
             f"skipped {', '.join(WAREHOUSE_ASSETS)}: the raw data is unchanged since run "
-            f"{built_by} built them (data versions {report.inputs_version[:12]}), so they "
+            f"{built_by} built them (inputs version {report.inputs_version[:12]}), so they "
             "hold what a rebuild would write."
         )
         echo(f"football-assets: {report.skipped}")

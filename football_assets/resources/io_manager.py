@@ -23,6 +23,7 @@ from football_assets.resources.warehouse import (
     WAREHOUSE_TABLES,
     DatabaseUnavailable,
     RawPartitions,
+    RowsFromRaw,
     Warehouse,
     WarehouseError,
     column_schema,
@@ -54,7 +55,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             )
             return
         if name in WAREHOUSE_TABLES:
-            rows: Iterable[Mapping[str, Any]] = obj
+            rows: Iterable[Mapping[str, Any]] | RowsFromRaw = obj
             try:
                 stats = self.warehouse.replace_table(name, rows)
             except DatabaseUnavailable:
