@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import dagster as dg
 import psycopg
@@ -264,7 +264,7 @@ class Warehouse(dg.ConfigurableResource):
     _engine: Engine | None = PrivateAttr(default=None)
 
     @property
-    def schema(self) -> str:
+    def schema(self) -> str:  # type: ignore[override]  # shadows pydantic v1's deprecated schema()
         return validate_schema_name(self.schema_name)
 
     @property
@@ -349,7 +349,7 @@ class Warehouse(dg.ConfigurableResource):
         )
         count = 0
         with self.transaction() as conn:
-            cursor = conn.connection.driver_connection.cursor()
+            cursor = _driver(conn).cursor()
             with cursor.copy(copy_sql) as copy:
                 for r in records:
                     copy.write_row(
@@ -393,7 +393,7 @@ class Warehouse(dg.ConfigurableResource):
         """
         keys = self._partition_keys(asset, partition_keys)
         with self.get_engine().connect() as conn:
-            cursor = conn.connection.driver_connection.cursor()
+            cursor = _driver(conn).cursor()
             cursor.execute(self._latest_sql("payload"), {"keys": keys, "asset": asset})
             return dict(cursor.fetchall())
 
@@ -401,7 +401,7 @@ class Warehouse(dg.ConfigurableResource):
         """The SHA-256 of the latest stored payload per partition; absent partitions skipped."""
         keys = self._partition_keys(asset, partition_keys)
         with self.get_engine().connect() as conn:
-            cursor = conn.connection.driver_connection.cursor()
+            cursor = _driver(conn).cursor()
             cursor.execute(self._latest_sql("payload_sha256"), {"keys": keys, "asset": asset})
             return dict(cursor.fetchall())
 
@@ -439,7 +439,7 @@ class Warehouse(dg.ConfigurableResource):
             )
 
         with self.transaction() as conn:
-            cursor = conn.connection.driver_connection.cursor()
+            cursor = _driver(conn).cursor()
             # A few hundred thousand rows sort in memory; and the planner's Memoize over
             # jsonb_array_elements would hash every whole payload for a cache that never hits.
             cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL enable_memoize = off")
@@ -520,9 +520,10 @@ class Warehouse(dg.ConfigurableResource):
                 ),
                 params or None,
             )
-            deleted, inserted, updated = cursor.fetchone()
+            # Aggregates always return exactly one row.
+            deleted, inserted, updated = cursor.fetchone()  # type: ignore[misc]
             cursor.execute(sql.SQL("SELECT count(*) FROM {target}").format(target=target))
-            (total,) = cursor.fetchone()
+            (total,) = cursor.fetchone()  # type: ignore[misc]
         return LoadStats(rows=total, inserted=inserted, updated=updated, deleted=deleted)
 
     def read_table(self, name: str) -> list[dict[str, Any]]:
@@ -541,6 +542,14 @@ class Warehouse(dg.ConfigurableResource):
             return [dict(r._mapping) for r in conn.execute(sa.text(statement), params)]
 
 
+def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under SQLAlchemy's, for COPY and server-side SQL."""
+    driver = conn.connection.driver_connection
+    if driver is None:  # only after the pool invalidated it; the caller's error path applies
+        raise DatabaseUnavailable("The connection to PostgreSQL is closed.", "closed")
+    return cast("psycopg.Connection[Any]", driver)
+
+
 class _Transaction:
     """`with warehouse.transaction() as conn:` — one transaction, failures as one clear line."""
 
@@ -555,7 +564,7 @@ class _Transaction:
         except sa.exc.OperationalError as exc:
             raise database_unavailable(self._warehouse, exc) from None
 
-    def __exit__(self, *exc_info: Any) -> bool:
+    def __exit__(self, *exc_info: Any) -> Literal[False]:
         error = exc_info[1]
         # A constraint or a value PostgreSQL will not take: the statement is refused, not the
         # connection, so a re-run would be refused again.
