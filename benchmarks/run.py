@@ -12,7 +12,7 @@ instance's own step events; the floors are measured in the same run:
 - warehouse phase: the dims, fact and summary steps, against four empty materializations
   (Dagster's fixed cost) and a COPY of the very rows the tables ended up holding, both into
   plain tables and into the real ones with their foreign keys;
-- peak memory of the refresh process (its maximum resident set, from wait4).
+- peak memory of the refresh process (its own VmHWM, reported at exit by measured_cli).
 
 Prints one table and writes everything as JSON (default benchmarks/results/latest.json).
 """
@@ -106,33 +106,25 @@ def floor_seconds(competitions: int, limit: int, window: float) -> float:
 class Process:
     returncode: int
     wall_s: float
-    peak_rss_mib: float
     stdout: str
     stderr: str
 
 
 def run_process(args: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Process:
-    """Run to completion; peak RSS from wait4, so it is this process's own maximum."""
+    """Run to completion (killed after `timeout`), output captured in files, not pipes."""
     out_path, err_path = cwd / ".bench.stdout", cwd / ".bench.stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(list(args), cwd=cwd, env=env, stdout=out, stderr=err)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.01)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return Process(
         returncode=proc.returncode,
         wall_s=wall,
-        peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
         stdout=out_path.read_text(encoding="utf-8", errors="replace"),
         stderr=err_path.read_text(encoding="utf-8", errors="replace"),
     )
@@ -438,12 +430,20 @@ def _measure_scale(
             DAGSTER_HOME=str(home),
             FOOTBALL_OUTPUT_DIR=str(output),
         )
-        refresh = [sys.executable, "-m", "football_assets.cli", "refresh"]
+        # `football-assets refresh` itself, reporting its own peak memory (see measured_cli).
+        refresh = [sys.executable, "-m", "benchmarks.measured_cli", "refresh"]
+        peak_file = workdir / ".peak_kib"
         passes: list[dict[str, Any]] = []
         for name in ("cold", "rerun"):
             before_ids, before_requests = all_run_ids(home), len(double.requests)
             echo(f"[{scale.label}] refresh ({name}) ...")
-            proc = run_process(refresh, env=env, cwd=workdir, timeout=timeout)
+            peak_file.unlink(missing_ok=True)
+            proc = run_process(
+                refresh,
+                env={**env, "BENCHMARK_PEAK_FILE": str(peak_file)},
+                cwd=workdir,
+                timeout=timeout,
+            )
             if proc.returncode != 0:
                 tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]
                 raise RuntimeError(f"{scale.label} {name} refresh failed: " + " | ".join(tail))
@@ -461,7 +461,7 @@ def _measure_scale(
             passes.append(
                 {
                     "wall_s": round(proc.wall_s, 3),
-                    "peak_rss_mib": round(proc.peak_rss_mib, 1),
+                    "peak_rss_mib": round(int(peak_file.read_text()) / 1024, 1),
                     "api_s": round(api_s, 3) if api_s is not None else None,
                     "api_ratio": round(api_s / floor, 3) if api_s and floor else None,
                     "requests": len(requests),
@@ -699,7 +699,7 @@ def run_benchmark(
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
             "machine": machine(url),
-            "entry_point": "football-assets refresh (python -m football_assets.cli refresh)",
+            "entry_point": "football-assets refresh (via python -m benchmarks.measured_cli refresh)",
             "scales": results,
             "targets": targets(results),
         }
