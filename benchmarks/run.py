@@ -699,7 +699,9 @@ def run_benchmark(
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
             "machine": machine(url),
-            "entry_point": "football-assets refresh (via python -m benchmarks.measured_cli refresh)",
+            "entry_point": (
+                "football-assets refresh (via python -m benchmarks.measured_cli refresh)"
+            ),
             "scales": results,
             "targets": targets(results),
         }
