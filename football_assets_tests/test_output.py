@@ -1,0 +1,291 @@
+"""OutputLocation: a local folder or s3://bucket/prefix, written atomically for readers.
+
+S3 is moto's standalone server on loopback (real boto3 over HTTP), started in its own process
+group per module and stopped in `finally`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from football_assets.resources.output import STALE_TEMP_SECONDS, OutputError, OutputLocation
+
+# A large payload makes a non-atomic write observable: writing 8 MiB takes many syscalls.
+PAYLOAD_SIZE = 8 * 1024 * 1024
+OLD, NEW = b"a" * PAYLOAD_SIZE, b"b" * PAYLOAD_SIZE
+# Distinctive, so a test can tell it never reached an error message.
+SECRET_ACCESS_KEY = "moto-secret-key-never-printed"
+
+
+# ---- moto's standalone server ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """`moto_server` on a free loopback port, in its own process group; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    assert moto, "moto_server not installed (pip install -e '.[dev]')"
+    log = (log_dir / f"moto_{port}.log").open("wb")
+    process = subprocess.Popen(
+        [moto, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped with everything it started
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"moto_server exited with {process.returncode}")
+            try:
+                requests.get(f"{url}/moto-api/", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    pytest.fail("moto_server did not answer within 30 s")
+                time.sleep(0.1)
+        yield url
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=10)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    """What a process needs to talk to the moto server as if it were AWS."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url
+
+
+@pytest.fixture
+def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in aws_env(moto_url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    import boto3
+
+    return boto3.client("s3")
+
+
+@pytest.fixture
+def bucket(s3: object) -> str:
+    name = f"summary-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name
+
+
+# ---- shared behaviour, local and S3 ---------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "s3"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> OutputLocation:
+    if request.param == "local":
+        return OutputLocation(location=str(tmp_path / "out"))
+    bucket_name = request.getfixturevalue("bucket")
+    return OutputLocation(location=f"s3://{bucket_name}/reports/daily")
+
+
+def test_write_read_overwrite(location: OutputLocation) -> None:
+    assert not location.exists("summary.csv")
+    uri = location.write_atomically("summary.csv", b"a,b\r\n1,2\r\n")
+    assert uri == location.uri("summary.csv")
+    assert location.exists("summary.csv")
+    assert location.read_bytes("summary.csv") == b"a,b\r\n1,2\r\n"
+    location.write_atomically("summary.csv", b"a,b\r\n3,4\r\n")
+    assert location.read_bytes("summary.csv") == b"a,b\r\n3,4\r\n"
+    location.check_writable()
+
+
+def test_reading_a_missing_object_is_file_not_found(location: OutputLocation) -> None:
+    with pytest.raises(FileNotFoundError):
+        location.read_bytes("nothing.csv")
+
+
+def test_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert OutputLocation().uri("summary.csv") == str(tmp_path / "output" / "summary.csv")
+    assert OutputLocation(location="s3://b/p/").uri("x.csv") == "s3://b/p/x.csv"
+    assert OutputLocation(location="s3://b").uri("x.csv") == "s3://b/x.csv"
+    for bad in ("../x.csv", "/etc/passwd", ""):
+        with pytest.raises(ValueError):
+            OutputLocation(location=str(tmp_path)).uri(bad)
+
+
+def test_readers_never_see_a_partial_object(location: OutputLocation) -> None:
+    """A reader polling while large objects are replaced sees whole ones only."""
+    location.write_atomically("summary.csv", OLD)
+    seen: list[tuple[int, bytes]] = []
+    stop = threading.Event()
+
+    def read_loop() -> None:
+        while not stop.is_set():
+            data = location.read_bytes("summary.csv")
+            if data not in (OLD, NEW):
+                seen.append((len(data), data[:1] + data[-1:]))
+
+    reader = threading.Thread(target=read_loop)
+    reader.start()
+    try:
+        for index in range(12):
+            location.write_atomically("summary.csv", NEW if index % 2 == 0 else OLD)
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+    assert not seen, f"readers saw {len(seen)} partial objects, e.g. {seen[:3]}"
+
+
+# ---- local ----------------------------------------------------------------------------------
+
+
+def test_local_file_is_readable_by_others(tmp_path: Path) -> None:
+    path = Path(OutputLocation(location=str(tmp_path)).write_atomically("summary.csv", b"x"))
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+def test_local_stale_temp_files_are_swept_fresh_ones_kept(tmp_path: Path) -> None:
+    stale = tmp_path / ".summary.csv.dead1234.tmp"
+    fresh = tmp_path / ".summary.csv.busy5678.tmp"  # a concurrent writer's, mid-write
+    unrelated = tmp_path / ".other.csv.old.tmp"
+    for path in (stale, fresh, unrelated):
+        path.write_bytes(b"partial")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(unrelated, (old, old))
+    OutputLocation(location=str(tmp_path)).write_atomically("summary.csv", b"x")
+    assert not stale.exists()
+    assert fresh.exists() and unrelated.exists()
+
+
+def test_local_location_under_a_file_is_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the output folder should be")
+    output = OutputLocation(location=str(blocker / "output"))
+    for attempt in (
+        lambda: output.write_atomically("summary.csv", b"x"),
+        output.check_writable,
+    ):
+        with pytest.raises(OutputError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert "\n" not in message
+        assert message.startswith(f"FOOTBALL_OUTPUT_DIR={blocker / 'output'}: cannot write")
+        assert "set FOOTBALL_OUTPUT_DIR" in message
+
+
+@contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """A folder this process cannot create files in, even as root (immutable attribute)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)]).returncode != 0:
+        pytest.skip("running as root without a working chattr: cannot deny a write")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
+def test_local_permission_denied_is_output_error(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    output = OutputLocation(location=str(folder))
+    output.write_atomically("summary.csv", b"old")
+    with unwritable(folder):
+        for attempt in (
+            lambda: output.write_atomically("summary.csv", b"new"),
+            output.check_writable,
+        ):
+            with pytest.raises(OutputError) as raised:
+                attempt()
+            message = str(raised.value)
+            assert "\n" not in message and f"FOOTBALL_OUTPUT_DIR={folder}" in message
+            assert "not permitted" in message or "permission denied" in message
+    assert output.read_bytes("summary.csv") == b"old"
+
+
+# ---- S3 -------------------------------------------------------------------------------------
+
+
+def test_s3_object_lands_under_the_prefix(s3: object, bucket: str) -> None:
+    output = OutputLocation(location=f"s3://{bucket}/reports/")
+    uri = output.write_atomically("summary.csv", b"x,y\r\n", content_type="text/csv")
+    assert uri == f"s3://{bucket}/reports/summary.csv"
+    head = s3.head_object(Bucket=bucket, Key="reports/summary.csv")  # type: ignore[attr-defined]
+    assert head["ContentType"] == "text/csv"
+    assert head["ContentLength"] == 5
+
+
+def test_s3_missing_bucket_is_output_error_naming_it(s3: object) -> None:
+    output = OutputLocation(location="s3://no-such-bucket-here/reports")
+    for attempt in (
+        lambda: output.write_atomically("summary.csv", b"x"),
+        output.check_writable,
+        lambda: output.read_bytes("summary.csv"),
+    ):
+        with pytest.raises(OutputError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert "\n" not in message
+        assert message.startswith("FOOTBALL_OUTPUT_DIR=s3://no-such-bucket-here/reports:")
+        assert "'no-such-bucket-here'" in message and "does not exist" in message
+        assert SECRET_ACCESS_KEY not in message and "testing" not in message
+
+
+def test_s3_without_credentials_is_output_error(
+    bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    # No instance metadata service here: boto3 must not wait for one.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(OutputError, match="no AWS credentials found"):
+        OutputLocation(location=f"s3://{bucket}").write_atomically("summary.csv", b"x")
