@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every Dagster process of the deployment: the code server, the webserver, the
-# daemon and each run container DockerRunLauncher starts (docker-compose.yml picks the command).
+# daemon and each run container DockerRunLauncher starts (docker-compose.yml picks the command),
+# and the same on AWS ECS, where EcsRunLauncher starts each run (deploy/aws/template.yaml).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -19,7 +20,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY football_assets ./football_assets
 # A regular (non-editable) install, so the final stage needs no source tree; the pins in
-# pyproject.toml keep dagster, its webserver and dagster-postgres/-docker in lockstep.
+# pyproject.toml keep dagster, its webserver and dagster-postgres/-docker/-aws in lockstep.
 RUN pip install --upgrade pip setuptools wheel \
     && pip install . \
     && dagster --version
@@ -41,15 +42,23 @@ RUN groupadd --system --gid 10001 dagster \
 COPY --from=builder /opt/venv /opt/venv
 
 # Volume mount points exist in the image, owned by `dagster`: Docker seeds an empty named
-# volume from them, so the non-root processes can write to freshly created volumes.
+# volume from them, so the non-root processes can write to freshly created volumes. The request
+# budget needs no volume: with DATABASE_URL set (compose, ECS) it lives in PostgreSQL.
+# /opt/dagster/ecs_home is DAGSTER_HOME on ECS (deploy/aws/template.yaml sets it).
 RUN mkdir -p \
         "$DAGSTER_HOME/storage" \
-        "$DAGSTER_HOME/football_assets" \
+        /opt/dagster/ecs_home/storage \
         /opt/dagster/app/output \
     && chown -R dagster:dagster /opt/dagster
 
 COPY --chown=dagster:dagster deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml
 COPY --chown=dagster:dagster workspace.docker.yaml /opt/dagster/app/workspace.docker.yaml
+# The ECS variant (deploy/aws/): its instance config, its workspace, and the first start's
+# warehouse database creation.
+COPY --chown=dagster:dagster deploy/aws/dagster.yaml /opt/dagster/ecs_home/dagster.yaml
+COPY --chown=dagster:dagster deploy/aws/workspace.yaml /opt/dagster/app/workspace.ecs.yaml
+COPY --chown=dagster:dagster deploy/aws/create_warehouse_database.py \
+    /opt/dagster/app/create_warehouse_database.py
 
 WORKDIR /opt/dagster/app
 USER dagster

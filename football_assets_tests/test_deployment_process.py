@@ -46,11 +46,6 @@ LOCATION = "football_assets"
 REPOSITORY = "__repository__"
 AUTOMATION_SENSOR = "default_automation_condition_sensor"
 DOWNSTREAM = ["dim_competitions", "dim_teams", "fact_competitions", "summary_csv"]
-JSON_HANDLER = {
-    "handlers": {
-        "json_stdout": {"()": "football_assets.log_format.json_stdout_handler", "level": "INFO"}
-    }
-}
 
 STARTUP_TIMEOUT = 60.0
 RUN_TIMEOUT = 60.0
@@ -69,8 +64,10 @@ def deployment_instance_config(socket_dir: str, home: Path) -> dict[str, Any]:
       no Docker engine for DockerRunLauncher;
     - storage: the same `postgres_db` settings from the same variables, plus `params.host`, as
       the embedded server listens on a unix socket only;
-    - compute logs and artifacts: under this test's DAGSTER_HOME instead of the image's path;
-    - python_logs.dagster_handler_config: the JSON handler, if the file does not enable one.
+    - compute logs and artifacts: under this test's DAGSTER_HOME instead of the image's path.
+
+    python_logs is used as shipped: the JSON lines the test reads come from the file's own
+    handler, so a deploy/dagster.yaml without it fails the test.
     """
     config = yaml.safe_load(DEPLOY_INSTANCE.read_text(encoding="utf-8"))
     adapted = copy.deepcopy(config)
@@ -78,7 +75,6 @@ def deployment_instance_config(socket_dir: str, home: Path) -> dict[str, Any]:
     adapted["storage"]["postgres"]["postgres_db"]["params"] = {"host": socket_dir}
     adapted["compute_logs"]["config"]["base_dir"] = str(home / "storage" / "compute_logs")
     adapted["local_artifact_storage"]["config"]["base_dir"] = str(home / "storage")
-    adapted["python_logs"].setdefault("dagster_handler_config", JSON_HANDLER)
 
     changed = {key for key in config if config[key] != adapted[key]}
     assert changed <= {
@@ -86,7 +82,6 @@ def deployment_instance_config(socket_dir: str, home: Path) -> dict[str, Any]:
         "storage",
         "compute_logs",
         "local_artifact_storage",
-        "python_logs",
     }
     assert config["run_launcher"]["class"] == "DockerRunLauncher"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
