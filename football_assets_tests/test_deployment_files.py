@@ -458,17 +458,51 @@ def test_workflow_jobs(workflow: dict[Any, Any]) -> None:
     assert "docker build" in image and "docker compose config" in image
 
 
-def test_deploy_runs_only_for_pushes_to_main_with_secrets(workflow: dict[Any, Any]) -> None:
+AWS_CONFIGURED = "env.AWS_ROLE_ARN != '' && env.AWS_REGION != ''"
+
+
+def test_deploy_runs_only_for_pushes_to_main(workflow: dict[Any, Any]) -> None:
     deploy = workflow["jobs"]["deploy"]
     condition = deploy["if"].replace('"', "'")
     assert "github.ref == 'refs/heads/main'" in condition
     assert "github.event_name == 'push'" in condition
     assert set(deploy["needs"]) >= {"lint", "test", "image"}
-    assert "secrets.REGISTRY" in str(deploy["env"]["REGISTRY"])
-    pushing = [step for step in deploy["steps"] if "docker" in step.get("run", "")]
-    assert pushing
-    for step in pushing:
-        assert step.get("if") == "env.REGISTRY != ''", step.get("name")
+
+
+def test_deploy_authenticates_by_oidc_on_that_job_only(workflow: dict[Any, Any]) -> None:
+    assert workflow["permissions"] == {"contents": "read"}
+    for name, job in workflow["jobs"].items():
+        granted = (job.get("permissions") or {}).get("id-token")
+        assert granted == ("write" if name == "deploy" else None), name
+    deploy = workflow["jobs"]["deploy"]
+    assert "vars.AWS_ROLE_ARN" in deploy["env"]["AWS_ROLE_ARN"]
+    assert "vars.AWS_REGION" in deploy["env"]["AWS_REGION"]
+    [login] = [s for s in deploy["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+    assert login["with"]["role-to-assume"] == "${{ env.AWS_ROLE_ARN }}"
+    # No long-lived keys anywhere in the workflow.
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+
+
+def test_deploy_pushes_to_ecr_and_deploys_the_stack_with_the_new_tag(
+    workflow: dict[Any, Any],
+) -> None:
+    steps = workflow["jobs"]["deploy"]["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("aws-actions/amazon-ecr-login@") for u in uses)
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "docker push" in runs
+    assert "aws cloudformation deploy" in runs and "deploy/aws/template.yaml" in runs
+    assert '"ImageUri=$IMAGE_URI"' in runs and "${GITHUB_SHA::12}" in runs
+
+
+def test_deploy_is_skipped_green_without_aws_settings(workflow: dict[Any, Any]) -> None:
+    steps = workflow["jobs"]["deploy"]["steps"]
+    notice, *rest = steps
+    assert notice["if"] == "env.AWS_ROLE_ARN == '' || env.AWS_REGION == ''"
+    assert "exit" not in notice["run"]
+    for step in rest:
+        assert step.get("if") == AWS_CONFIGURED, step.get("name") or step.get("uses")
 
 
 # --- every documented variable reaches every container -------------------------------------
