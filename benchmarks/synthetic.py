@@ -12,7 +12,7 @@ import random
 from datetime import date, datetime
 from typing import Any
 
-from football_assets_tests.api_double import ApiData, make_competition, make_team
+from test_support.api_double import ApiData, make_competition, make_team
 
 FIRST_COMPETITION_ID = 10_000
 FIRST_TEAM_ID = 100_000

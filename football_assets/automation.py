@@ -1,18 +1,17 @@
-"""What runs without anyone clicking: a sensor, a schedule and declarative automation.
+"""What runs without anyone clicking: sensors, a schedule and declarative automation.
 
-- `new_competitions_sensor` polls GET /competitions (one request a tick) and, when the list of
-  ids changed, registers the new competitions as `competitions` partitions and requests their
-  `raw_teams` (one run per contiguous range of keys: normally one run for all of them).
-- `daily_refresh_schedule` re-fetches every raw response once a day.
-- The downstream tables and the report carry `DOWNSTREAM_CONDITION` and follow on their own,
-  evaluated by `default_automation_condition_sensor`: a table is rebuilt only when the data
-  version of something it reads changed, so a refresh that brought nothing new rebuilds nothing.
+- `competition_partitions_sensor` (on): registers the `competitions` partitions on a fresh
+  instance, so the UI's first "Materialize all" has partitions to backfill. One
+  `GET /competitions` (free against the snapshot), only while no partition is registered.
+- `new_competitions_sensor` (off) polls GET /competitions hourly and, when the list of ids
+  changed, registers new competitions and requests their `raw_teams`.
+- `daily_refresh_schedule` (off) re-fetches every raw answer once a day.
+- `default_automation_condition_sensor` (on) evaluates the tables' and the report's
+  `DOWNSTREAM_CONDITION`: they are rebuilt only when the data version of what they read changed.
 
-Sensors, the schedule and the automation sensor all show under Automation in the UI, where each
-can be started and stopped; the state is kept in the instance's storage.
+All of them show under Automation in the UI, where each is started and stopped; the state is
+kept in the instance's storage.
 """
-
-from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -24,34 +23,26 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from football_assets.assets.ingestion import competition_partitions, raw_competitions, raw_teams
+from football_assets.assets.ingestion import (
+    PARTITIONS,
+    RAW_TEAMS,
+    competition_partitions,
+    raw_competitions,
+)
+from football_assets.payloads import competition_ids
+from football_assets.policies import API_RUN_TAGS
 from football_assets.resources.api import FootballDataApi
-from football_assets.resources.warehouse import payload_sha256
-from football_assets.transforms import competition_ids
-
-PARTITIONS = competition_partitions.name or "competitions"
-
-# deploy/dagster.yaml queues runs with this tag one at a time (`tag_concurrency_limits`): two
-# runs calling the API at once could only wait on each other's share of the budget.
-API_RUN_TAGS = {"football/api": "true"}
+from football_assets.resources.raw_records import payload_sha256
 
 # New competitions appear a few times a year at most, and the daily schedule catches any the
 # sensor missed. An hourly poll costs 24 of the free tier's 14,400 requests a day, and a tick
 # never stalls a running refresh for more than one request.
 SENSOR_INTERVAL_SECONDS = 60 * 60
+# Partition discovery: quick on a fresh `dagster dev`, and free once partitions exist.
+DISCOVERY_INTERVAL_SECONDS = 30
 
 # After the night's last matches (Brasileirão ends around 02:00 UTC), before European mornings.
 DAILY_CRON = "0 5 * * *"
-
-# Dagster's eager() (run when a dependency updates; never while a dependency is missing or in
-# progress), except that a dependency counts as updated only when its data version changed.
-# raw_competitions records the SHA-256 of its payload as its data version; an unchanged answer
-# therefore triggers nothing downstream.
-DOWNSTREAM_CONDITION = (
-    dg.AutomationCondition.eager()
-    .replace("newly_updated", dg.AutomationCondition.data_version_changed())
-    .with_label("eager_on_new_data")
-)
 
 # Named as Dagster names the sensor it would create, so docs and the UI match; declared here so
 # it is on by default. It spends no API budget: it only reads the instance and starts runs of
@@ -87,10 +78,10 @@ def raw_teams_run_request(first: str, last: str) -> dg.RunRequest:
     """One run of raw_teams over the partitions first..last (its backfill policy is single-run)."""
     if first == last:
         return dg.RunRequest(
-            asset_selection=[raw_teams.key], partition_key=first, tags=API_RUN_TAGS
+            asset_selection=[RAW_TEAMS.key], partition_key=first, tags=API_RUN_TAGS
         )
     return dg.RunRequest(
-        asset_selection=[raw_teams.key],
+        asset_selection=[RAW_TEAMS.key],
         tags={
             **API_RUN_TAGS,
             ASSET_PARTITION_RANGE_START_TAG: first,
@@ -109,7 +100,29 @@ def _holds_answer(instance: dg.DagsterInstance, payload: Mapping[str, Any]) -> b
 
 
 @dg.sensor(
-    target=dg.AssetSelection.assets(raw_competitions, raw_teams),
+    minimum_interval_seconds=DISCOVERY_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Registers the competitions partitions when none are (a fresh instance), so "
+        "'Materialize all' can backfill every competition. One GET /competitions, only then."
+    ),
+)
+def competition_partitions_sensor(
+    context: dg.SensorEvaluationContext, football_api: FootballDataApi
+) -> dg.SensorResult | dg.SkipReason:
+    if context.instance.get_dynamic_partitions(PARTITIONS):
+        return dg.SkipReason("Competitions are registered; raw_competitions keeps them current.")
+    listed = competition_ids(football_api.fetch_competitions().payload)
+    if not listed:
+        return dg.SkipReason("GET /competitions listed no competitions; nothing registered.")
+    context.log.info("Registering %d competitions: %s.", len(listed), ", ".join(listed))
+    return dg.SensorResult(
+        dynamic_partitions_requests=[competition_partitions.build_add_request(listed)]
+    )
+
+
+@dg.sensor(
+    target=dg.AssetSelection.assets(raw_competitions, RAW_TEAMS.key),
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     # Off until an operator turns it on: it spends the API key's budget and starts runs.
     default_status=dg.DefaultSensorStatus.STOPPED,
@@ -135,7 +148,7 @@ def new_competitions_sensor(
     instance = context.instance
     registered = list(instance.get_dynamic_partitions(PARTITIONS))
     new = [key for key in listed if key not in set(registered)]
-    fetched = instance.get_materialized_partitions(raw_teams.key)
+    fetched = instance.get_materialized_partitions(RAW_TEAMS.key)
     to_fetch = [key for key in listed if key not in fetched]
 
     run_requests: list[dg.RunRequest] = []
@@ -166,7 +179,7 @@ def new_competitions_sensor(
 @dg.schedule(
     cron_schedule=DAILY_CRON,
     execution_timezone="UTC",
-    target=dg.AssetSelection.assets(raw_competitions, raw_teams),
+    target=dg.AssetSelection.assets(raw_competitions, RAW_TEAMS.key),
     # Off until an operator turns it on, like the sensor: it spends N+1 requests a day.
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=(
@@ -187,5 +200,5 @@ def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg
         yield raw_teams_run_request(keys[0], keys[-1]).with_replaced_attrs(run_key="raw_teams")
 
 
-AUTOMATION_SENSORS = [new_competitions_sensor, automation_sensor]
+AUTOMATION_SENSORS = [competition_partitions_sensor, new_competitions_sensor, automation_sensor]
 AUTOMATION_SCHEDULES = [daily_refresh_schedule]

@@ -15,41 +15,43 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-DEFAULT_DAGSTER_HOME = ".dagster_home"
+from football_assets.settings import DEFAULT_DAGSTER_HOME, ConfigError, Settings
 
 
-def _ensure_dagster_home() -> Path:
+def _dagster_home(config: Settings) -> Path:
     """Runs are recorded in $DAGSTER_HOME; default to a project-local one so `dagster dev`
     started with the same DAGSTER_HOME shows them."""
-    home = os.environ.get("DAGSTER_HOME", "").strip()
-    path = Path(home or DEFAULT_DAGSTER_HOME).absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(path)
-    return path
+    home = config.dagster_home or Path(DEFAULT_DAGSTER_HOME).absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
 
 
-def refresh(output_dir: str | None = None) -> int:
-    home = _ensure_dagster_home()
-    if output_dir:
-        os.environ["FOOTBALL_OUTPUT_DIR"] = output_dir
+def refresh(config: Settings, output_dir: str | None = None) -> int:
     import dagster as dg
 
-    from football_assets import settings
     from football_assets.assets.reporting import SUMMARY_FILE, summary_rows
-    from football_assets.definitions import defs
+    from football_assets.definitions import build_definitions
     from football_assets.refresh import refresh as run_refresh
-    from football_assets.resources.warehouse import WAREHOUSE_TABLES
+    from football_assets.resources.output import OutputLocation
+    from football_assets.settings import load
 
+    if output_dir:
+        config = load({**os.environ, "FOOTBALL_OUTPUT_DIR": output_dir})
+    home = _dagster_home(config)
+    output = OutputLocation(location=config.output_location)
+    defs = build_definitions(summary_output=output, config=config)
     started = time.monotonic()
     resources = defs.resources or {}
-    live = getattr(resources["football_api"], "source", "live") == "live"
-    origin = "the live API" if live else "the bundled snapshot (offline)"
+    origin = "the live API" if config.live else "the bundled snapshot (offline)"
     # Outside a run, EnvVar fields are unresolved; this gives the resource as a run sees it.
     with resources["warehouse"].process_config_and_initialize_cm() as warehouse:
         print(f"football-assets: refreshing from {origin} into {warehouse.describe()}")
         print(f"football-assets: Dagster instance {home}")
         # Run logs go to stdout, so stderr carries only the one-line verdict on failure.
-        with contextlib.redirect_stderr(sys.stdout), dg.DagsterInstance.get() as instance:
+        with (
+            contextlib.redirect_stderr(sys.stdout),
+            dg.DagsterInstance.from_config(str(home)) as instance,
+        ):
             report = run_refresh(defs, instance)
 
         summary = summary_rows(warehouse)
@@ -58,37 +60,42 @@ def refresh(output_dir: str | None = None) -> int:
             for r in summary
             if not r["number_of_teams"]
         ]
-        counts = ", ".join(f"{name}={warehouse.count_rows(name)}" for name in WAREHOUSE_TABLES)
+        counts = ", ".join(
+            f"{name}={warehouse.count_rows(name)}"
+            for name in ("dim_competitions", "dim_teams", "fact_competitions")
+        )
         schema = warehouse.schema
-    path = settings.output_dir() / SUMMARY_FILE
+    path = output.uri(SUMMARY_FILE)
     print(f"Summary: {path} ({len(summary)} competitions; zero teams: {', '.join(zero) or 'none'})")
     print(f"Rows in schema {schema}: {counts}")
     calls = len(report.partitions) + 1
+    what = "API requests" if config.live else "snapshot responses"
     print(
-        f"Done in {time.monotonic() - started:.1f} s: {calls} "
-        f"{'API requests' if live else 'snapshot responses'}, runs {', '.join(report.run_ids)}"
+        f"Done in {time.monotonic() - started:.1f} s: {calls} {what}, "
+        f"runs {', '.join(report.run_ids)}"
     )
     print(f"See it in the UI: DAGSTER_HOME={home} dagster dev   (http://127.0.0.1:3000)")
     return 0
 
 
-def db_command(action: str) -> int:
-    from football_assets import settings
-    from football_assets.resources.warehouse import stop_embedded_postgres
+def db_command(config: Settings, action: str) -> int:
+    from football_assets.resources.postgres_server import embedded_status, stop_embedded_postgres
 
     if action == "stop":
-        pgdata = settings.embedded_pgdata()
-        stopped = stop_embedded_postgres(pgdata)
+        stopped = stop_embedded_postgres(config.embedded_pgdata)
         print(
-            f"Stopped the embedded PostgreSQL in {pgdata}."
+            f"Stopped the embedded PostgreSQL in {config.embedded_pgdata}."
             if stopped
-            else f"No embedded PostgreSQL runs in {pgdata}."
+            else f"No embedded PostgreSQL runs in {config.embedded_pgdata}."
         )
         return 0
-    from football_assets.definitions import build_warehouse
+    if config.database_url:
+        from football_assets.redaction import redact_database_url
 
-    with build_warehouse().process_config_and_initialize_cm() as warehouse:
-        print(warehouse.describe())
+        print(redact_database_url(config.database_url))
+        return 0
+    status = embedded_status(config.embedded_pgdata)
+    print(status.url if status.running else f"embedded PostgreSQL in {status.pgdata} (stopped)")
     return 0
 
 
@@ -109,19 +116,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_dotenv(Path.cwd() / ".env", override=False)
     try:
+        from football_assets.settings import load
+
+        config = load()
         if args.command == "refresh":
-            return refresh(args.output_dir)
-        return db_command(args.action)
+            return refresh(config, args.output_dir)
+        return db_command(config, args.action)
     except Exception as exc:  # one line, never a traceback, for errors users can cause
         from football_assets.refresh import RefreshFailed
-        from football_assets.resources.api import FootballDataError
+        from football_assets.resources.api_answers import FootballDataError
+        from football_assets.resources.warehouse_errors import WarehouseError
 
         if isinstance(exc, RefreshFailed):
             print(f"football-assets: refresh failed at {exc} (run {exc.run_id})", file=sys.stderr)
             return 1
-        from football_assets.resources.warehouse import WarehouseError
-        from football_assets.settings import ConfigError
-
         if isinstance(exc, FootballDataError | WarehouseError | ConfigError):
             print(f"football-assets: {exc}", file=sys.stderr)
             return 1

@@ -30,20 +30,15 @@ The processes that load no user code (webserver, daemon) log through Dagster's o
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from football_assets.settings import ConfigError
+from football_assets.settings import read_log_format
 
-LOG_FORMAT_ENV = "FOOTBALL_LOG_FORMAT"
 JSON = "json"
-# Dagster's own names for its text formats are accepted, so one variable can feed both this
-# module and `--log-format` of the Dagster processes.
-TEXT_FORMATS = {"text", "colored", "rich"}
 
 # Dagster attaches its context to each record as `dagster_meta` (and the event object itself as
 # `dagster_event`); the fields below are the parts worth a field. The rest (the whole event, every
@@ -54,13 +49,10 @@ _META_FIELDS = ("run_id", "job_name", "step_key", "op_name", "resource_name")
 
 
 def log_format() -> str:
-    """`json` or `text`, from FOOTBALL_LOG_FORMAT; anything else is a one-line ConfigError."""
-    value = (os.environ.get(LOG_FORMAT_ENV) or "").strip().lower()
-    if not value or value in TEXT_FORMATS:
-        return "text"
-    if value == JSON:
-        return JSON
-    raise ConfigError(f"{LOG_FORMAT_ENV}={value!r} is not a log format; set it to json or text")
+    """`json` or `text`, from FOOTBALL_LOG_FORMAT (settings.py); anything else is a ConfigError.
+    Dagster's own names for its text formats count as text, so one variable can feed both this
+    module and `--log-format` of the Dagster processes."""
+    return read_log_format()
 
 
 class DagsterJsonFormatter(JsonFormatter):

@@ -1,27 +1,24 @@
-"""Materialize the whole graph for every competition, as three runs in the user's instance.
+"""Materialize the whole graph for every (or some) competitions, as runs in the user's instance.
 
 Dagster cannot put an unpartitioned asset and a range of dynamic partitions that do not exist
-yet into one run, so a full refresh is: (1) the competition list, which registers the
-partitions; (2) every competition's teams in one run (a single-run backfill: one process, one
-HTTP session, one rate budget), started straight after, so the API phase is requests and
-nothing else; (3) the tables and the report. Each run is recorded in the instance like any UI
-run.
+yet into one run, and `raw_teams` reports its partitions itself, so a refresh is: (1) the
+competition list, which registers the partitions; (2) the competitions' teams, one run per
+contiguous range (a single-run backfill: one process, one HTTP session, one request budget);
+(3) the tables and the report, unless their data and code versions say a rebuild would change
+nothing (`staleness.py`). Each run is recorded in the instance like a UI run.
 
-Run 3 is skipped when it would rebuild what is already there: when the data versions of the
-raw answers it reads (each payload's SHA-256), the code that builds the tables and where they
-go are all the same as for the last run 3 that built every table and the report, and nothing
-rebuilt or emptied them since.
+A refresh killed outright (SIGKILL, a closed laptop) cannot mark its run failed; the next one
+finds such runs by the process they name and marks them failed, saying so.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
+import os
 import re
-from collections.abc import Callable
+import socket
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -30,21 +27,17 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from football_assets import settings
-from football_assets.assets.ingestion import competition_partitions
-from football_assets.resources.io_manager import UNPARTITIONED
-from football_assets.resources.warehouse import WAREHOUSE_TABLES, Warehouse
+from football_assets.assets.ingestion import PARTITIONS, RAW_TEAMS, raw_competitions
+from football_assets.automation import contiguous_ranges
+from football_assets.policies import API_RUN_TAGS
+from football_assets.resources.output import OutputLocation
+from football_assets.resources.warehouse import Warehouse
+from football_assets.staleness import WAREHOUSE_RUN, stale_reasons
 
-WAREHOUSE_ASSETS = ["dim_competitions", "dim_teams", "fact_competitions", "summary_csv"]
-# Run 3's tag: the version of everything it reads, so a later refresh can tell it is current.
-INPUTS_TAG = "football_assets/warehouse_inputs"
-# The code that turns raw answers into the tables and the report: a change rebuilds them.
-BUILD_MODULES = [
-    "football_assets.transforms",
-    "football_assets.assets.warehouse",
-    "football_assets.assets.reporting",
-    "football_assets.resources.warehouse",
-]
+# Which process ran a refresh run, so a later refresh can tell whether it died.
+PID_TAG = "football/pid"
+HOST_TAG = "football/host"
+STARTED_TAG = "football/process_started"
 
 STEP_WRAPPERS = {
     "DagsterExecutionStepExecutionError",
@@ -65,25 +58,88 @@ class RefreshFailed(Exception):
         self.run_id = run_id
 
 
+class UnknownCompetitions(ValueError):
+    """`--competition` named ids the instance does not know; nothing was run."""
+
+
 @dataclass
 class RefreshReport:
     run_ids: list[str] = field(default_factory=list)
     partitions: list[str] = field(default_factory=list)
-    inputs_version: str | None = None
     skipped: str | None = None  # why the tables were not rebuilt; None when they were
+    orphans: list[str] = field(default_factory=list)  # runs of dead refreshes marked failed
+
+
+def _process_tags() -> dict[str, str]:
+    return {
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+        STARTED_TAG: str(_process_start(os.getpid())),
+    }
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(tags: dict[str, str]) -> bool:
+    try:
+        pid = int(tags[PID_TAG])
+        os.kill(pid, 0)
+    except (KeyError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, and not ours to judge
+    return str(_process_start(pid)) == tags.get(STARTED_TAG)
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the started runs of refreshes on this host whose process is gone."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={HOST_TAG: socket.gethostname()},
+        )
+    )
+    failed = []
+    for record in records:
+        run = record.dagster_run
+        if _alive(dict(run.tags)):
+            continue
+        instance.report_run_failed(
+            run,
+            message=(
+                f"The football-assets process that ran this run (pid {run.tags.get(PID_TAG)}) "
+                "died without finishing it (killed or crashed); marked failed by the next "
+                "refresh. Its tables kept their previous contents."
+            ),
+        )
+        failed.append(run.run_id)
+    return failed
 
 
 def failure_line(result: Any) -> str:
-    """The first failed step and its innermost error: our own errors are one line already."""
+    """The first failed step and its innermost error: our own errors are one line already.
+    When the step's retries ran out, the last attempt's cause, not "Exceeded max_retries"."""
     for event in result.all_events:
         if event.is_step_failure:
             error = event.event_specific_data.error
+            exhausted = re.match(r"Exceeded max_retries of (\d+)", error.message or "")
+            if exhausted and error.cause is not None:
+                error = error.cause
             while error.cause is not None and error.cls_name in STEP_WRAPPERS:
                 error = error.cause
             lines = (error.message or error.cls_name).strip().splitlines()
             message = lines[0] if lines else error.cls_name
             # Drop the exception's (module-qualified) class name: the message says it all.
             message = re.sub(rf"^([\w.]*\.)?{re.escape(error.cls_name)}: ", "", message)
+            if exhausted:
+                message += f" (gave up after {int(exhausted.group(1)) + 1} attempts)"
             return f"{event.step_key}: {message}"
     return "the run failed; see its logs in the Dagster UI"
 
@@ -91,15 +147,15 @@ def failure_line(result: Any) -> str:
 def _run(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    selection: list[str],
-    tags: dict[str, str] | None = None,
-    run_config: dict[str, Any] | None = None,
+    selection: Sequence[dg.AssetKey],
+    tags: dict[str, str],
+    run_config: dict[str, Any] | None,
 ) -> str:
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         instance=instance,
-        asset_selection=[dg.AssetKey(key) for key in selection],
-        tags=tags or {},
+        asset_selection=list(selection),
+        tags={**tags, **_process_tags()},
         run_config=run_config if run_config is not None else QUIET_CONSOLE,
         raise_on_error=False,
     )
@@ -108,52 +164,8 @@ def _run(
     return result.run_id
 
 
-def _code_version() -> str:
-    digest = hashlib.sha256()
-    for name in BUILD_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
-    return digest.hexdigest()
-
-
-def warehouse_inputs_version(
-    warehouse: Warehouse, partitions: list[str], run_config: dict[str, Any] | None
-) -> str:
-    """What run 3 reads, as one hash: raw data versions, build code, destination."""
-    inputs = {
-        "raw_competitions": warehouse.latest_raw_sha256("raw_competitions", [UNPARTITIONED]),
-        "raw_teams": warehouse.latest_raw_sha256("raw_teams", partitions),
-        "code": _code_version(),
-        "warehouse": [warehouse.describe(), warehouse.schema],
-        "output_dir": str(settings.output_dir()),
-        "run_config": run_config,
-    }
-    canonical = json.dumps(inputs, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _current_build(instance: dg.DagsterInstance, warehouse: Warehouse, version: str) -> str | None:
-    """The run that built every table and the report from exactly `version`, if they are
-    still its work: nothing materialized them since, and the tables hold what it loaded."""
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(tags={INPUTS_TAG: version}, statuses=[dg.DagsterRunStatus.SUCCESS]),
-        limit=1,
-    )
-    if not records:
-        return None
-    run_id = records[0].dagster_run.run_id
-    for name in WAREHOUSE_ASSETS:
-        event = instance.get_latest_materialization_event(dg.AssetKey(name))
-        if event is None or event.run_id != run_id or event.asset_materialization is None:
-            return None
-        metadata = event.asset_materialization.metadata
-        if name in WAREHOUSE_TABLES:
-            loaded = metadata.get("dagster/row_count")
-            if loaded is None or loaded.value != warehouse.count_rows(name):
-                return None
-        path = metadata.get("path")
-        if path is not None and not Path(str(path.value)).exists():
-            return None
-    return run_id
+def _resource(defs: dg.Definitions, name: str) -> Any:
+    return (defs.resources or {})[name]
 
 
 def refresh(
@@ -161,32 +173,61 @@ def refresh(
     instance: dg.DagsterInstance,
     run_config: dict[str, Any] | None = None,
     *,
+    competitions: Sequence[str] | None = None,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    on_phase: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> RefreshReport:
-    """Raw answers, then (unless they changed nothing, or `force`) the tables and the report."""
-    report = RefreshReport()
-    report.run_ids.append(_run(defs, instance, ["raw_competitions"], None, run_config))
-    report.partitions = list(instance.get_dynamic_partitions(competition_partitions.name or ""))
-    if report.partitions:
+    """Raw answers, then (unless they changed nothing, or `force`) the tables and the report.
+
+    `competitions` refreshes only those competitions' teams (and what depends on them), keeping
+    the competition list as stored; ids the instance does not know raise UnknownCompetitions
+    before anything runs.
+    """
+    phase = on_phase or (lambda name, info: None)
+    report = RefreshReport(orphans=fail_orphaned_runs(instance))
+    known = list(instance.get_dynamic_partitions(PARTITIONS))
+    if competitions is not None:
+        wanted = list(dict.fromkeys(str(c) for c in competitions))
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            listing = ", ".join(known) or "none yet (run a full refresh first)"
+            raise UnknownCompetitions(
+                f"unknown competition id{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)}; known: {listing}"
+            )
+        report.partitions = [k for k in known if k in set(wanted)]
+    else:
+        phase("competitions", {})
+        report.run_ids.append(
+            _run(defs, instance, [raw_competitions.key], API_RUN_TAGS, run_config)
+        )
+        report.partitions = list(instance.get_dynamic_partitions(PARTITIONS))
+    order = list(instance.get_dynamic_partitions(PARTITIONS))
+    phase("teams", {"total": len(report.partitions)})
+    for first, last in contiguous_ranges(report.partitions, order):
         tags = {
-            ASSET_PARTITION_RANGE_START_TAG: report.partitions[0],
-            ASSET_PARTITION_RANGE_END_TAG: report.partitions[-1],
+            **API_RUN_TAGS,
+            ASSET_PARTITION_RANGE_START_TAG: first,
+            ASSET_PARTITION_RANGE_END_TAG: last,
         }
-        report.run_ids.append(_run(defs, instance, ["raw_teams"], tags, run_config))
-    # Outside a run, EnvVar fields are unresolved; this gives the resource as a run sees it.
-    with (defs.resources or {})["warehouse"].process_config_and_initialize_cm() as warehouse:
-        report.inputs_version = warehouse_inputs_version(warehouse, report.partitions, run_config)
-        built_by = None if force else _current_build(instance, warehouse, report.inputs_version)
-    if built_by is not None:
+        report.run_ids.append(_run(defs, instance, [RAW_TEAMS.key], tags, run_config))
+    phase("warehouse", {})
+    with _resource(defs, "warehouse").process_config_and_initialize_cm() as store:
+        assert isinstance(store, Warehouse)
+        output = _resource(defs, "summary_output")
+        assert isinstance(output, OutputLocation)
+        reasons = [] if force else stale_reasons(instance, store, output)
+    if not force and not reasons:
+        latest = instance.get_latest_materialization_event(WAREHOUSE_RUN[0])
         report.skipped = (
-            f"skipped {', '.join(WAREHOUSE_ASSETS)}: the raw data is unchanged since run "
-            f"{built_by} built them (inputs version {report.inputs_version[:12]}), so they "
-            "hold what a rebuild would write."
+            "skipped dim_competitions, dim_teams, fact_competitions, summary_csv: the raw "
+            f"answers are unchanged since run {latest.run_id if latest else '?'} built them "
+            "(their data and code versions match), so a rebuild would change nothing"
         )
         echo(f"football-assets: {report.skipped}")
         return report
-    report.run_ids.append(
-        _run(defs, instance, WAREHOUSE_ASSETS, {INPUTS_TAG: report.inputs_version}, run_config)
-    )
+    started = time.monotonic()
+    report.run_ids.append(_run(defs, instance, WAREHOUSE_RUN, {}, run_config))
+    phase("done", {"warehouse_seconds": time.monotonic() - started})
     return report

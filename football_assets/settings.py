@@ -1,36 +1,77 @@
-"""Environment-variable configuration, read in one place.
+"""Every environment variable the project reads, read and validated once, here.
 
-Every knob a user can turn is an environment variable (`.env` is read by `dagster dev`);
-this module names them, gives their defaults and turns bad values into one clear line.
+`load()` parses all of them and raises `ConfigError`, one line naming the variable and the
+values it accepts, before any run starts: a typo fails up front, not as a traceback ten
+minutes into a refresh. Empty counts as unset, as in most shells' `VAR=` idiom. Nothing else
+in the package reads `os.environ` for configuration; resources get plain values from here.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-DEFAULT_API_URL = "https://api.football-data.org/v4"
-DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier
-DEFAULT_SCHEMA = "football"
+from football_assets.redaction import DatabaseUrlError, database_url_secrets, parse_database_url
+from football_assets.resources.api_client import (
+    DEFAULT_API_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRY_SECONDS,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUESTS_PER_MINUTE,
+)
+from football_assets.resources.warehouse import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
+from football_assets.resources.warehouse_schema import SchemaNameError, validate_schema_name
+
 DEFAULT_OUTPUT_DIR = "output"
-DEFAULT_EMBEDDED_PGDATA = ".football/pgdata"
-DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to establish a connection to the API
-DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
-DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
+DEFAULT_RATE_WINDOW_SECONDS = 60.0  # the API's window; tests and the benchmark scale it down
+DEFAULT_DAGSTER_HOME = ".dagster_home"  # `football-assets` only; Dagster's own CLI needs it set
+LOG_FORMATS = {"json": "json", "text": "text", "colored": "text", "rich": "text"}
 
 
 class ConfigError(ValueError):
     """A configuration value a user set is unusable; the message says which and how to fix it."""
 
 
-def env(name: str, default: str | None = None) -> str | None:
-    """The variable's value; empty counts as unset, as in most shells' `VAR=` idiom."""
-    value = os.environ.get(name, "").strip()
-    return value or default
+@dataclass(frozen=True)
+class Settings:
+    api_key: str | None = field(repr=False)
+    api_url: str
+    requests_per_minute: int
+    rate_window_seconds: float
+    connect_timeout: float
+    read_timeout: float
+    max_retry_seconds: float
+    database_url: str | None = field(repr=False)
+    db_schema: str
+    embedded_pgdata: Path
+    output_location: str  # an absolute folder, or s3://bucket/prefix
+    dagster_home: Path | None
+    state_dir: Path  # per-user: the request budget every process of this user shares
+    log_format: Literal["json", "text"]
+
+    @property
+    def live(self) -> bool:
+        return self.api_key is not None
+
+    def secrets(self) -> list[str]:
+        """Values that must never reach a log, a message or run storage."""
+        found = [self.api_key] if self.api_key else []
+        if self.database_url:
+            found += database_url_secrets(self.database_url)
+        return found
 
 
-def env_int(name: str, default: int, *, minimum: int = 1) -> int:
-    raw = env(name)
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = _get(env, name)
     if raw is None:
         return default
     try:
@@ -44,70 +85,129 @@ def env_int(name: str, default: int, *, minimum: int = 1) -> int:
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env(name)
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name)
     if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
-    if value <= minimum:
-        raise ConfigError(f"{name}={value} must be greater than {minimum}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number; set it to e.g. {default}")
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be greater than 0")
     return value
 
 
-def api_key() -> str | None:
-    return env("FOOTBALL_DATA_API_KEY")
+def _api_url(env: Mapping[str, str]) -> str:
+    raw = _get(env, "FOOTBALL_DATA_API_URL") or DEFAULT_API_URL
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"FOOTBALL_DATA_API_URL={raw!r} is not an http(s) URL with a host; set it to e.g. "
+            f"{DEFAULT_API_URL}."
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port
+    except ValueError:
+        raise ConfigError(
+            f"FOOTBALL_DATA_API_URL={raw!r} has an invalid port; set it to e.g. {DEFAULT_API_URL}."
+        ) from None
+    return raw.rstrip("/")
 
 
-def api_url() -> str:
-    return (env("FOOTBALL_DATA_API_URL") or DEFAULT_API_URL).rstrip("/")
+def _folder(name: str, raw: str, *, must_exist: bool = False) -> Path:
+    """An absolute path that is, or can become, a writable folder."""
+    path = Path(raw).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name}={raw!r} is a file, not a folder; set it to a folder.")
+    if must_exist and not path.exists():
+        raise ConfigError(f"{name}={raw!r} does not exist; create the folder or unset {name}.")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{name}={raw!r}: {existing} is a file, so the folder cannot exist.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={raw!r}: {existing} is not writable by this user.")
+    return path
 
 
-def requests_per_minute() -> int:
-    return env_int("FOOTBALL_DATA_REQUESTS_PER_MINUTE", DEFAULT_REQUESTS_PER_MINUTE)
+def _output_location(env: Mapping[str, str]) -> str:
+    raw = _get(env, "FOOTBALL_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR
+    scheme = urlsplit(raw).scheme
+    if scheme == "s3":
+        if not urlsplit(raw).netloc:
+            raise ConfigError(
+                f"FOOTBALL_OUTPUT_DIR={raw!r} names no bucket; use s3://bucket/prefix or a folder."
+            )
+        return raw.rstrip("/")
+    if scheme and len(scheme) > 1:  # not a Windows drive letter
+        raise ConfigError(
+            f"FOOTBALL_OUTPUT_DIR={raw!r}: only a folder or s3://bucket/prefix is supported."
+        )
+    return str(_folder("FOOTBALL_OUTPUT_DIR", raw))
 
 
-def rate_window_seconds() -> float:
-    # The API's window is a minute; tests and the benchmark scale it down to seconds.
-    return env_float("FOOTBALL_DATA_RATE_WINDOW_SECONDS", 60.0)
+def _embedded_pgdata(env: Mapping[str, str], *, checked: bool) -> Path:
+    raw = _get(env, "FOOTBALL_EMBEDDED_PGDATA") or DEFAULT_EMBEDDED_PGDATA
+    # Only checked when it is used: with DATABASE_URL set, no embedded server starts.
+    return _folder("FOOTBALL_EMBEDDED_PGDATA", raw) if checked else Path(raw).absolute()
 
 
-def connect_timeout() -> float:
-    return env_float("FOOTBALL_DATA_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+def _state_dir(env: Mapping[str, str]) -> Path:
+    # XDG's rule: a relative XDG_STATE_HOME is invalid and ignored.
+    base = _get(env, "XDG_STATE_HOME")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "football_assets"
 
 
-def read_timeout() -> float:
-    return env_float("FOOTBALL_DATA_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+def read_log_format(environ: Mapping[str, str] | None = None) -> Literal["json", "text"]:
+    """FOOTBALL_LOG_FORMAT alone: the log handler needs it where nothing else is read."""
+    env = os.environ if environ is None else environ
+    raw = (_get(env, "FOOTBALL_LOG_FORMAT") or "text").lower()
+    if raw not in LOG_FORMATS:
+        raise ConfigError(
+            f"FOOTBALL_LOG_FORMAT={raw!r} is not a log format; set it to json or text "
+            "(colored and rich count as text)."
+        )
+    return "json" if LOG_FORMATS[raw] == "json" else "text"
 
 
-def max_retry_seconds() -> float:
-    return env_float("FOOTBALL_DATA_MAX_RETRY_SECONDS", DEFAULT_MAX_RETRY_SECONDS)
-
-
-def database_url() -> str | None:
-    return env("DATABASE_URL")
-
-
-def db_schema() -> str:
-    return env("FOOTBALL_DB_SCHEMA", DEFAULT_SCHEMA) or DEFAULT_SCHEMA
-
-
-def output_dir() -> Path:
-    return Path(env("FOOTBALL_OUTPUT_DIR", DEFAULT_OUTPUT_DIR) or DEFAULT_OUTPUT_DIR).absolute()
-
-
-def embedded_pgdata() -> Path:
-    return Path(env("FOOTBALL_EMBEDDED_PGDATA", DEFAULT_EMBEDDED_PGDATA) or "").absolute()
-
-
-def dagster_home() -> Path | None:
-    home = env("DAGSTER_HOME")
-    return Path(home) if home else None
-
-
-def state_dir() -> Path:
-    """Where cross-process state (the shared rate-limit bucket) lives: beside the instance."""
-    home = dagster_home()
-    return (home if home else Path(".football").absolute()) / "football_assets"
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every variable; raise ConfigError naming the first unusable one."""
+    env = os.environ if environ is None else environ
+    database_url = _get(env, "DATABASE_URL")
+    if database_url is not None:
+        try:
+            parse_database_url(database_url)
+        except DatabaseUrlError as exc:
+            raise ConfigError(str(exc)) from None
+    try:
+        schema = validate_schema_name(_get(env, "FOOTBALL_DB_SCHEMA") or DEFAULT_SCHEMA)
+    except SchemaNameError as exc:
+        raise ConfigError(str(exc)) from None
+    home = _get(env, "DAGSTER_HOME")
+    return Settings(
+        api_key=_get(env, "FOOTBALL_DATA_API_KEY"),
+        api_url=_api_url(env),
+        requests_per_minute=_int(
+            env, "FOOTBALL_DATA_REQUESTS_PER_MINUTE", DEFAULT_REQUESTS_PER_MINUTE
+        ),
+        rate_window_seconds=_seconds(
+            env, "FOOTBALL_DATA_RATE_WINDOW_SECONDS", DEFAULT_RATE_WINDOW_SECONDS
+        ),
+        connect_timeout=_seconds(env, "FOOTBALL_DATA_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+        read_timeout=_seconds(env, "FOOTBALL_DATA_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+        max_retry_seconds=_seconds(
+            env, "FOOTBALL_DATA_MAX_RETRY_SECONDS", DEFAULT_MAX_RETRY_SECONDS
+        ),
+        database_url=database_url,
+        db_schema=schema,
+        embedded_pgdata=_embedded_pgdata(env, checked=database_url is None),
+        output_location=_output_location(env),
+        dagster_home=_folder("DAGSTER_HOME", home) if home else None,
+        state_dir=_state_dir(env),
+        log_format=read_log_format(env),
+    )

@@ -16,17 +16,32 @@ import sqlalchemy as sa
 
 from football_assets.definitions import build_definitions
 from football_assets.resources.api import LiveFootballDataApi, SnapshotFootballDataApi
-from football_assets.resources.warehouse import (
-    Warehouse,
+from football_assets.resources.output import OutputLocation
+from football_assets.resources.postgres_server import (
     start_embedded_postgres,
     stop_embedded_postgres,
 )
-from football_assets_tests.api_double import ApiData, FootballApiDouble
+from football_assets.resources.warehouse import Warehouse
+from football_assets.resources.warehouse_sql import LoadStats, Rows
+from test_support.api_double import ApiData, FootballApiDouble
 
 TEST_KEY = "test-key-7f3a9c1e5b"  # distinctive, so a leak is easy to grep for
 # The API's minute scaled down: tests exercise the same waits in seconds.
 TEST_LIMIT = 10
 TEST_WINDOW = 1.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The per-user state folder (the request budget) of the test session, not the real one."""
+    path = tmp_path_factory.mktemp("xdg-state")
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +101,7 @@ def live_api(double: FootballApiDouble, limiter_dir: Path, **overrides: Any) -> 
         "rate_window_seconds": TEST_WINDOW,
         "read_timeout_seconds": 5.0,
         "max_retry_seconds": 30.0,
-        "limiter_path": str(limiter_dir),
+        "budget_state_dir": str(limiter_dir),
     }
     config.update(overrides)
     return LiveFootballDataApi(**config)
@@ -94,14 +109,18 @@ def live_api(double: FootballApiDouble, limiter_dir: Path, **overrides: Any) -> 
 
 @pytest.fixture
 def live_defs(
-    api_double: FootballApiDouble, warehouse: Warehouse, limiter_dir: Path
+    api_double: FootballApiDouble, warehouse: Warehouse, limiter_dir: Path, output_dir: Path
 ) -> dg.Definitions:
-    return build_definitions(live_api(api_double, limiter_dir), warehouse)
+    return build_definitions(
+        live_api(api_double, limiter_dir), warehouse, OutputLocation(location=str(output_dir))
+    )
 
 
 @pytest.fixture
-def snapshot_defs(warehouse: Warehouse) -> dg.Definitions:
-    return build_definitions(SnapshotFootballDataApi(), warehouse)
+def snapshot_defs(warehouse: Warehouse, output_dir: Path) -> dg.Definitions:
+    return build_definitions(
+        SnapshotFootballDataApi(), warehouse, OutputLocation(location=str(output_dir))
+    )
 
 
 @pytest.fixture
@@ -126,3 +145,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("FOOTBALL_") or name in {"DATABASE_URL", "DAGSTER_HOME"}:
             monkeypatch.delenv(name, raising=False)
+
+
+def replace_table(warehouse: Warehouse, name: str, rows: Rows) -> LoadStats:
+    """One table's load, in a transaction of its own (the pipeline loads all three in one)."""
+    return warehouse.load_tables([(name, rows)])[name]
+
+
+def read_table(warehouse: Warehouse, name: str) -> list[dict[str, Any]]:
+    """A table's rows as plain dicts (the pipeline hands tables over as DataFrames)."""
+    with warehouse.get_engine().connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(warehouse.table(name)))]

@@ -16,21 +16,21 @@ import requests
 
 from football_assets import settings
 from football_assets.definitions import build_football_api
-from football_assets.resources.api import (
+from football_assets.payloads import PayloadError, parse_teams
+from football_assets.resources.api import LiveFootballDataApi
+from football_assets.resources.api_answers import (
     FootballDataPermanentError,
     FootballDataTransientError,
-    LiveFootballDataApi,
     retry_after_429,
 )
-from football_assets.resources.api import log as api_logger
-from football_assets.transforms import PayloadError, parse_teams
-from football_assets_tests.api_double import (
+from football_assets.resources.api_client import log as api_logger
+from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW, live_api
+from test_support.api_double import (
     MSG_RESTRICTED,
     Fault,
     FootballApiDouble,
     make_team,
 )
-from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW, live_api
 
 ALL_COMPETITIONS = [
     "2000", "2001", "2002", "2003", "2013", "2014", "2015",
@@ -212,7 +212,7 @@ def test_an_unreachable_api_fails_with_one_line(limiter_dir: Path) -> None:
         rate_window_seconds=TEST_WINDOW,
         max_retry_seconds=0.2,
         backoff_seconds=0.02,
-        limiter_path=str(limiter_dir),
+        budget_state_dir=str(limiter_dir),
     )
     with pytest.raises(FootballDataTransientError) as failed:
         api.fetch_competitions()
@@ -344,14 +344,15 @@ def test_timeouts_and_retry_time_come_from_the_environment(
 
 
 def test_unset_timeouts_have_safe_defaults(clean_env: None) -> None:
-    assert (settings.connect_timeout(), settings.read_timeout()) == (5.0, 30.0)
-    assert settings.max_retry_seconds() == 300.0
+    config = settings.load()
+    assert (config.connect_timeout, config.read_timeout) == (5.0, 30.0)
+    assert config.max_retry_seconds == 300.0
 
 
 def test_a_bad_timeout_is_one_clear_line(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOOTBALL_DATA_READ_TIMEOUT", "soon")
     with pytest.raises(settings.ConfigError) as failed:
-        settings.read_timeout()
+        settings.load()
     assert str(failed.value) == (
         "FOOTBALL_DATA_READ_TIMEOUT='soon' is not a number; set it to e.g. 30.0"
     )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from football_assets_tests.api_double import (
+from test_support.api_double import (
     DEFAULT_API_KEY,
     MSG_INVALID_TOKEN,
     MSG_NOT_FOUND,
@@ -350,7 +350,7 @@ def test_rate_limited_fault(api: FootballApiDouble, session: requests.Session) -
 
 
 def test_module_level_fault_aliases() -> None:
-    from football_assets_tests import api_double
+    from test_support import api_double
 
     assert api_double.status(503) == Fault.status(503)
     assert api_double.drop() == Fault.drop()

@@ -12,19 +12,18 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from football_assets.assets.ingestion import raw_teams
+from football_assets.assets.ingestion import RAW_TEAMS
 from football_assets.automation import (
-    API_RUN_TAGS,
-    DOWNSTREAM_CONDITION,
     contiguous_ranges,
     daily_refresh_schedule,
     new_competitions_sensor,
 )
 from football_assets.definitions import defs as project_defs
+from football_assets.policies import API_RUN_TAGS, DOWNSTREAM_CONDITION
 from football_assets.refresh import refresh
 from football_assets.resources.api import FootballDataApi
-from football_assets_tests.api_double import FootballApiDouble, make_competition, make_team
 from football_assets_tests.conftest import live_api
+from test_support.api_double import FootballApiDouble, make_competition, make_team
 
 FREE_TIER = [
     "2000",
@@ -124,7 +123,7 @@ def test_a_new_competition_is_the_only_one_registered_and_fetched(
     _, cursor = tick(instance, api, None)
     # As if the first tick's runs had succeeded: every listed partition has its teams.
     for key in FREE_TIER:
-        instance.report_runless_asset_event(dg.AssetMaterialization(raw_teams.key, partition=key))
+        instance.report_runless_asset_event(dg.AssetMaterialization(RAW_TEAMS.key, partition=key))
     api_double.data.add_competition(
         make_competition(2999, "Liga Nova", "LNV"), teams=[make_team(99_001, "Nova FC")]
     )
@@ -320,7 +319,9 @@ def test_changed_teams_rebuild_the_team_tables_and_the_report_only(
     assert api_double.data.rename_team(57, "Arsenal (renamed)", competition_id=2021) == 1
     materialize(live_defs, instance, "raw_teams", partition_key="2021")
 
-    assert evaluated.requested() == {"dim_teams", "fact_competitions", "summary_csv"}
+    # The three tables change together (one step, one transaction), so dim_competitions is
+    # rebuilt with them; its data version, derived from the unchanged competition list, stays.
+    assert evaluated.requested() == DOWNSTREAM
 
 
 def test_a_daily_refresh_that_brings_nothing_new_rebuilds_nothing(

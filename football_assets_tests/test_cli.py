@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from football_assets_tests.api_double import FootballApiDouble
 from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW
+from test_support.api_double import FootballApiDouble
 
 
 def user_env(**extra: str) -> dict[str, str]:

@@ -34,8 +34,8 @@ import sqlalchemy as sa
 import yaml
 
 from football_assets.resources.warehouse import Warehouse
-from football_assets_tests.api_double import FootballApiDouble
 from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW
+from test_support.api_double import FootballApiDouble
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow]
 
@@ -516,6 +516,8 @@ def test_the_deployment_materializes_the_full_graph_through_graphql(
     schedules = {s["name"]: s for s in listed["schedulesOrError"]["results"]}
     assert {n: s["sensorState"]["status"] for n, s in sensors.items()} == {
         AUTOMATION_SENSOR: "RUNNING",
+        # Registers the competitions on a fresh instance, so "Materialize all" works at once.
+        "competition_partitions_sensor": "RUNNING",
         "new_competitions_sensor": "STOPPED",
     }
     assert schedules["daily_refresh_schedule"]["scheduleState"]["status"] == "STOPPED"

@@ -12,7 +12,8 @@ import pytest
 
 from football_assets.refresh import refresh
 from football_assets.resources.warehouse import Warehouse
-from football_assets_tests.api_double import ApiData, FootballApiDouble, make_competition, make_team
+from football_assets_tests.conftest import read_table
+from test_support.api_double import ApiData, FootballApiDouble, make_competition, make_team
 
 SAMPLE = Path(__file__).resolve().parents[1] / "football_assets" / "snapshot"
 HEADER = ["competition_id", "competition_code", "competition_name", "number_of_teams"]
@@ -42,7 +43,7 @@ def expected_summary(data: ApiData) -> list[dict[str, str]]:
 
 
 def table(warehouse: Warehouse, name: str) -> list[dict[str, Any]]:
-    return warehouse.read_table(name)
+    return read_table(warehouse, name)
 
 
 def test_snapshot_refresh_builds_the_13_row_summary(

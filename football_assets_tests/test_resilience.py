@@ -25,23 +25,29 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from football_assets import settings
 from football_assets.definitions import build_definitions
 from football_assets.refresh import RefreshFailed, refresh
 from football_assets.resources.api import LiveFootballDataApi
-from football_assets.resources.warehouse import (
-    DatabaseUnavailable,
-    Warehouse,
-    WarehouseError,
-    validate_schema_name,
+from football_assets.resources.output import OutputLocation
+from football_assets.resources.warehouse import Warehouse
+from football_assets.resources.warehouse_errors import DatabaseUnavailable, WarehouseError
+from football_assets.resources.warehouse_schema import validate_schema_name
+from football_assets_tests.conftest import (
+    TEST_KEY,
+    TEST_LIMIT,
+    TEST_WINDOW,
+    live_api,
+    read_table,
+    replace_table,
 )
-from football_assets_tests.api_double import (
+from test_support.api_double import (
     MSG_RESTRICTED,
     ApiData,
     Fault,
     FootballApiDouble,
     make_team,
 )
-from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW, live_api
 
 FAST = {"backoff_seconds": 0.02, "read_timeout_seconds": 0.5, "max_retry_seconds": 10.0}
 TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
@@ -64,17 +70,17 @@ def expected_tables(data: ApiData) -> dict[str, Any]:
 
 def actual_tables(warehouse: Warehouse) -> dict[str, Any]:
     return {
-        "dim_competitions": {r["id"]: r["name"] for r in warehouse.read_table("dim_competitions")},
-        "dim_teams": {r["id"]: r["name"] for r in warehouse.read_table("dim_teams")},
+        "dim_competitions": {r["id"]: r["name"] for r in read_table(warehouse, "dim_competitions")},
+        "dim_teams": {r["id"]: r["name"] for r in read_table(warehouse, "dim_teams")},
         "fact_competitions": {
-            (r["competition_id"], r["team_id"]) for r in warehouse.read_table("fact_competitions")
+            (r["competition_id"], r["team_id"]) for r in read_table(warehouse, "fact_competitions")
         },
     }
 
 
 def whole_tables(warehouse: Warehouse) -> dict[str, list[dict[str, Any]]]:
     """Every row and column, in key order: to prove that nothing at all changed."""
-    return {name: sorted(warehouse.read_table(name), key=_primary_key) for name in TABLES}
+    return {name: sorted(read_table(warehouse, name), key=_primary_key) for name in TABLES}
 
 
 def _primary_key(row: dict[str, Any]) -> tuple[int, ...]:
@@ -109,11 +115,15 @@ def attempts(instance: dg.DagsterInstance, asset: str, partition: str | None = N
     return int(records[0].asset_materialization.metadata["attempts"].value)  # type: ignore[union-attr]
 
 
+def defs_for(api: Any, warehouse: Warehouse, output_dir: Path) -> dg.Definitions:
+    return build_definitions(api, warehouse, OutputLocation(location=str(output_dir)))
+
+
 @pytest.fixture
 def fast_defs(
-    api_double: FootballApiDouble, warehouse: Warehouse, limiter_dir: Path
+    api_double: FootballApiDouble, warehouse: Warehouse, limiter_dir: Path, output_dir: Path
 ) -> dg.Definitions:
-    return build_definitions(live_api(api_double, limiter_dir, **FAST), warehouse)
+    return defs_for(live_api(api_double, limiter_dir, **FAST), warehouse, output_dir)
 
 
 # ---- the API misbehaves ---------------------------------------------------------------------
@@ -198,7 +208,7 @@ def test_permanent_errors_stop_with_the_promised_line_and_the_data_whole(
 
     def bad_key() -> dg.Definitions:
         wrong = live_api(api_double, limiter_dir, api_key="wrong-key-91e0", **FAST)
-        return build_definitions(wrong, warehouse)
+        return defs_for(wrong, warehouse, output_dir)
 
     def outside_the_plan() -> dg.Definitions:
         api_double.data.restricted.add(2021)
@@ -214,7 +224,7 @@ def test_permanent_errors_stop_with_the_promised_line_and_the_data_whole(
     def database_refusing() -> dg.Definitions:
         url = f"postgresql://football:s3cret-pw@127.0.0.1:{closed_port()}/warehouse"
         gone = Warehouse(database_url=url, schema_name=warehouse.schema)
-        return build_definitions(live_api(api_double, limiter_dir, **FAST), gone)
+        return defs_for(live_api(api_double, limiter_dir, **FAST), gone, output_dir)
 
     cases: list[tuple[Callable[[], dg.Definitions], str, str]] = [
         (
@@ -238,7 +248,7 @@ def test_permanent_errors_stop_with_the_promised_line_and_the_data_whole(
         ),
         (
             database_refusing,
-            "raw_competitions: PostgreSQL at postgresql+psycopg://football:***@127.0.0.1:",
+            "raw_competitions: PostgreSQL at postgresql://football:***@127.0.0.1:",
             "Connection refused); nothing was changed. "
             "Check DATABASE_URL and that the server is up, then re-run.",
         ),
@@ -316,12 +326,12 @@ def test_a_connection_dropped_mid_load_rolls_back_with_one_line(
 ) -> None:
     old = [{"id": i, "name": f"Team {i}"} for i in range(1, 40)]
     new = [{"id": i, "name": f"Renamed {i}"} for i in range(2, 50)]
-    warehouse.replace_table("dim_teams", old)
+    replace_table(warehouse, "dim_teams", old)
     failure: list[BaseException] = []
 
     def load() -> None:
         try:
-            warehouse.replace_table("dim_teams", new)
+            replace_table(warehouse, "dim_teams", new)
         except BaseException as exc:
             failure.append(exc)
 
@@ -335,31 +345,31 @@ def test_a_connection_dropped_mid_load_rolls_back_with_one_line(
     assert isinstance(error, DatabaseUnavailable)
     assert str(error) == (
         f"Lost the connection to PostgreSQL at {warehouse.describe()} during a load "
-        "(terminating connection due to administrator command); it was rolled back, so the "
+        "(terminating connection due to administrator command); it was rolled back, so every "
         "table keeps its previous contents. Re-run once the server is back."
     )
-    assert sorted(r["name"] for r in warehouse.read_table("dim_teams")) == sorted(
+    assert sorted(r["name"] for r in read_table(warehouse, "dim_teams")) == sorted(
         r["name"] for r in old
     )
-    warehouse.replace_table("dim_teams", new)  # the same resource, a fresh connection
-    assert {r["id"]: r["name"] for r in warehouse.read_table("dim_teams")} == {
+    replace_table(warehouse, "dim_teams", new)  # the same resource, a fresh connection
+    assert {r["id"]: r["name"] for r in read_table(warehouse, "dim_teams")} == {
         r["id"]: r["name"] for r in new
     }
 
 
 def test_a_bad_value_mid_copy_is_refused_with_one_line(warehouse: Warehouse) -> None:
     old = [{"id": i, "name": f"Team {i}"} for i in range(1, 10)]
-    warehouse.replace_table("dim_teams", old)
+    replace_table(warehouse, "dim_teams", old)
     bad = [*old[:5], {"id": 99, "name": "Bad", "founded": "long ago"}, *old[5:]]
 
     with pytest.raises(WarehouseError) as failed:
-        warehouse.replace_table("dim_teams", bad)
+        replace_table(warehouse, "dim_teams", bad)
 
     assert str(failed.value) == (
         'PostgreSQL refused the load: invalid input syntax for type integer: "long ago"; '
-        "the table keeps its previous contents."
+        "every table keeps its previous contents."
     )
-    assert len(warehouse.read_table("dim_teams")) == len(old)
+    assert len(read_table(warehouse, "dim_teams")) == len(old)
 
 
 def test_dagster_retries_a_load_whose_connection_dropped(
@@ -397,7 +407,8 @@ def test_dagster_retries_a_load_whose_connection_dropped(
         for event in instance.all_logs(report.run_ids[-1])
         if event.dagster_event is not None and event.dagster_event.is_step_up_for_retry
     ]
-    assert [event.step_key for event in retries] == ["dim_teams"]
+    # The three tables load in one step (one transaction): that step is the one retried.
+    assert [event.step_key for event in retries] == ["warehouse_tables"]
     assert "Lost the connection to PostgreSQL" in str(retries[0].dagster_event)
 
 
@@ -448,7 +459,8 @@ def test_sigkill_mid_load_loses_nothing_and_a_rerun_recovers(
 ) -> None:
     home = tmp_path / "cli_home"
     # The first refresh in-process (quicker), sharing the CLI's request budget.
-    refresh(build_definitions(live_api(api_double, home / "football_assets"), warehouse), instance)
+    state = settings.load().state_dir
+    refresh(defs_for(live_api(api_double, state), warehouse, output_dir), instance)
     tables, csv_before = whole_tables(warehouse), (output_dir / "summary.csv").read_bytes()
 
     api_double.data.rename_team(57, "Arsenal Renamed")  # an UPDATE the load will stop at
@@ -479,13 +491,14 @@ def test_sigkill_mid_load_loses_nothing_and_a_rerun_recovers(
 WRITER = """
 import sys
 from pathlib import Path
-from football_assets.assets.reporting import write_atomically
+from football_assets.resources.output import OutputLocation
 
 path, versions = Path(sys.argv[1]), [sys.argv[2] * 500_000, sys.argv[3] * 500_000]
+output = OutputLocation(location=str(path.parent))
 print("writing", flush=True)
 while True:
     for text in versions:
-        write_atomically(path, text)
+        output.write_atomically(path.name, text.encode())
 """
 
 

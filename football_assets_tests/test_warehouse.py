@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from football_assets.resources.warehouse import Warehouse, WarehouseError, validate_schema_name
+from football_assets.resources.warehouse import Warehouse
+from football_assets.resources.warehouse_errors import WarehouseError
+from football_assets.resources.warehouse_schema import validate_schema_name
+from football_assets_tests.conftest import read_table, replace_table
 
 
 def comp(cid: int, name: str = "League", **extra: object) -> dict[str, object]:
@@ -38,41 +41,44 @@ def test_tables_live_in_the_private_schema_with_keys(warehouse: Warehouse) -> No
 
 
 def test_replace_makes_the_table_exactly_the_rows(warehouse: Warehouse) -> None:
-    warehouse.replace_table("dim_teams", [team(1, "A"), team(2, "B"), team(3, "C")])
-    stats = warehouse.replace_table("dim_teams", [team(2, "B"), team(3, "C renamed"), team(4, "D")])
+    replace_table(warehouse, "dim_teams", [team(1, "A"), team(2, "B"), team(3, "C")])
+    stats = replace_table(
+        warehouse, "dim_teams", [team(2, "B"), team(3, "C renamed"), team(4, "D")]
+    )
 
-    rows = {r["id"]: r["name"] for r in warehouse.read_table("dim_teams")}
+    rows = {r["id"]: r["name"] for r in read_table(warehouse, "dim_teams")}
     assert rows == {2: "B", 3: "C renamed", 4: "D"}
     assert (stats.rows, stats.inserted, stats.updated, stats.deleted) == (3, 1, 1, 1)
 
 
 def test_duplicate_keys_collapse_to_the_last_row(warehouse: Warehouse) -> None:
-    stats = warehouse.replace_table("dim_teams", [team(7, "first"), team(8, "x"), team(7, "last")])
-    assert {r["id"]: r["name"] for r in warehouse.read_table("dim_teams")} == {7: "last", 8: "x"}
+    stats = replace_table(warehouse, "dim_teams", [team(7, "first"), team(8, "x"), team(7, "last")])
+    assert {r["id"]: r["name"] for r in read_table(warehouse, "dim_teams")} == {7: "last", 8: "x"}
     assert stats.rows == 2
 
 
 def test_unchanged_rows_are_not_rewritten(warehouse: Warehouse) -> None:
     rows = [team(1, "A", founded=1900), team(2, "B", venue=None)]
-    warehouse.replace_table("dim_teams", rows)
-    stats = warehouse.replace_table("dim_teams", rows)
+    replace_table(warehouse, "dim_teams", rows)
+    stats = replace_table(warehouse, "dim_teams", rows)
     assert (stats.inserted, stats.updated, stats.deleted) == (0, 0, 0)
 
 
 def test_a_failed_load_leaves_the_previous_contents_whole(warehouse: Warehouse) -> None:
-    warehouse.replace_table("dim_teams", [team(1, "A"), team(2, "B")])
+    replace_table(warehouse, "dim_teams", [team(1, "A"), team(2, "B")])
 
     bad = [team(3, "C"), {"id": 4, "name": None}]  # NOT NULL violation after the first row
     with pytest.raises(WarehouseError, match='null value in column "name"'):
-        warehouse.replace_table("dim_teams", bad)
+        replace_table(warehouse, "dim_teams", bad)
 
-    assert {r["id"]: r["name"] for r in warehouse.read_table("dim_teams")} == {1: "A", 2: "B"}
+    assert {r["id"]: r["name"] for r in read_table(warehouse, "dim_teams")} == {1: "A", 2: "B"}
 
 
 def test_removing_a_dimension_row_removes_its_pairs(warehouse: Warehouse) -> None:
-    warehouse.replace_table("dim_competitions", [comp(10), comp(20)])
-    warehouse.replace_table("dim_teams", [team(1), team(2)])
-    warehouse.replace_table(
+    replace_table(warehouse, "dim_competitions", [comp(10), comp(20)])
+    replace_table(warehouse, "dim_teams", [team(1), team(2)])
+    replace_table(
+        warehouse,
         "fact_competitions",
         [
             {"competition_id": 10, "team_id": 1},
@@ -81,32 +87,35 @@ def test_removing_a_dimension_row_removes_its_pairs(warehouse: Warehouse) -> Non
         ],
     )
 
-    warehouse.replace_table("dim_competitions", [comp(10)])
-    warehouse.replace_table("dim_teams", [team(1)])
+    replace_table(warehouse, "dim_competitions", [comp(10)])
+    replace_table(warehouse, "dim_teams", [team(1)])
 
-    pairs = {(r["competition_id"], r["team_id"]) for r in warehouse.read_table("fact_competitions")}
+    pairs = {
+        (r["competition_id"], r["team_id"]) for r in read_table(warehouse, "fact_competitions")
+    }
     assert pairs == {(10, 1)}
 
 
 def test_a_pair_with_an_unknown_team_is_refused(warehouse: Warehouse) -> None:
-    warehouse.replace_table("dim_competitions", [comp(10)])
-    warehouse.replace_table("dim_teams", [team(1)])
+    replace_table(warehouse, "dim_competitions", [comp(10)])
+    replace_table(warehouse, "dim_teams", [team(1)])
     with pytest.raises(WarehouseError, match=r"Key \(team_id\)=\(99\) is not present"):
-        warehouse.replace_table("fact_competitions", [{"competition_id": 10, "team_id": 99}])
-    assert warehouse.read_table("fact_competitions") == []
+        replace_table(warehouse, "fact_competitions", [{"competition_id": 10, "team_id": 99}])
+    assert read_table(warehouse, "fact_competitions") == []
 
 
 def test_hostile_text_round_trips(warehouse: Warehouse) -> None:
     names = ["a\tb", "back\\slash", "new\nline", "'); DROP TABLE x; --", "\\N", "", "Ελλάδα 北京"]
-    warehouse.replace_table("dim_teams", [team(i, n, venue=n) for i, n in enumerate(names)])
-    stored = {r["id"]: (r["name"], r["venue"]) for r in warehouse.read_table("dim_teams")}
+    replace_table(warehouse, "dim_teams", [team(i, n, venue=n) for i, n in enumerate(names)])
+    stored = {r["id"]: (r["name"], r["venue"]) for r in read_table(warehouse, "dim_teams")}
     assert stored == {i: (n, n) for i, n in enumerate(names)}
 
 
 def test_raw_history_is_appended_and_the_latest_wins(warehouse: Warehouse) -> None:
     from datetime import UTC, datetime
 
-    from football_assets.resources.api import ApiResponse
+    from football_assets.resources.api_answers import ApiResponse
+    from football_assets.resources.raw_records import RawRecord
 
     def response(payload: dict[str, object]) -> ApiResponse:
         return ApiResponse(
@@ -119,13 +128,16 @@ def test_raw_history_is_appended_and_the_latest_wins(warehouse: Warehouse) -> No
             source="live",
         )
 
-    warehouse.store_raw("raw_teams", "run-1", {"1": response({"v": 1}), "2": response({"v": 1})})
-    warehouse.store_raw("raw_teams", "run-2", {"1": response({"v": 2})})
+    def store(run_id: str, answers: dict[str, ApiResponse]) -> None:
+        records = [RawRecord.from_response(key, answer) for key, answer in answers.items()]
+        warehouse.append_raw("raw_teams", run_id, records)
+
+    store("run-1", {"1": response({"v": 1}), "2": response({"v": 1})})
+    store("run-2", {"1": response({"v": 2})})
 
     assert warehouse.latest_raw("raw_teams", ["1", "2", "3"]) == {"1": {"v": 2}, "2": {"v": 1}}
     history = warehouse.query(
-        f'SELECT count(*) AS n FROM "{warehouse.schema}".raw_responses WHERE partition_key = :k',
-        k="1",
+        "SELECT count(*) AS n FROM {schema}.raw_responses WHERE partition_key = :k", k="1"
     )
     assert history[0]["n"] == 2
 

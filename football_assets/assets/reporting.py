@@ -1,24 +1,38 @@
-"""Reporting layer: `summary_csv`, teams per competition, for people."""
+"""Reporting layer: `summary_csv`, teams per competition, for people.
 
-import contextlib
+Written from the committed warehouse in one query (one snapshot), so it reflects one state of
+the tables, and replaced atomically wherever it goes (a folder or S3): a reader sees the old
+file or the new one, never a part. Its data version is the SHA-256 of the file.
+
+Spreadsheets execute a cell that starts with `=`, `+`, `-`, `@` (and tab or carriage return):
+a competition named "=HYPERLINK(...)" would run as a formula when the CSV is opened. Text cells
+that start so are written with a leading apostrophe (OWASP's advice), which spreadsheets show
+as plain text; numbers are written as they are. Programs reading the CSV see the apostrophe on
+exactly those cells, which real names never start with; the metadata counts them.
+"""
+
 import csv
+import hashlib
 import io
-import os
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from football_assets import settings
-from football_assets.assets.warehouse import DATABASE_RETRY
-from football_assets.automation import DOWNSTREAM_CONDITION
+from football_assets.assets.warehouse import DIM_COMPETITIONS, FACT_COMPETITIONS
+from football_assets.policies import (
+    DAILY_FRESHNESS,
+    DATABASE_RETRY,
+    DOWNSTREAM_CONDITION,
+    OWNERS,
+    REPORTING,
+)
+from football_assets.resources.output import OutputError, OutputLocation
 from football_assets.resources.warehouse import Warehouse
 
 SUMMARY_COLUMNS = ["competition_id", "competition_code", "competition_name", "number_of_teams"]
 SUMMARY_FILE = "summary.csv"
-STALE_TEMP_SECONDS = 600
+CODE_VERSION = "2"
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # LEFT JOIN: a competition with no teams (between seasons) is a row with 0, not a missing row.
 SUMMARY_SQL = """
@@ -31,42 +45,30 @@ ORDER BY number_of_teams DESC, c.id ASC
 """
 
 
-class SummaryConfig(dg.Config):
-    output_dir: str | None = None  # default: $FOOTBALL_OUTPUT_DIR, else ./output
-
-
 def summary_rows(warehouse: Warehouse) -> list[dict[str, Any]]:
-    return warehouse.query(SUMMARY_SQL.format(schema=f'"{warehouse.schema}"'))
+    return warehouse.query(SUMMARY_SQL)
 
 
-def render_csv(rows: list[dict[str, Any]]) -> str:
+def spreadsheet_safe(value: Any) -> tuple[Any, bool]:
+    """The cell as written, and whether it was neutralized (see the module docstring)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value, True
+    return value, False
+
+
+def render_csv(rows: list[dict[str, Any]]) -> tuple[str, int]:
+    """RFC 4180 CSV (CRLF), and how many cells were neutralized."""
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never a part: write beside it, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A writer killed between write and rename leaves its temp file; sweep those (not a
-    # concurrent writer's fresh one) so they don't pile up beside the report.
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if time.time() - stale.stat().st_mtime > STALE_TEMP_SECONDS:
-                stale.unlink()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    neutralized = 0
+    for row in rows:
+        safe = {}
+        for column in SUMMARY_COLUMNS:
+            safe[column], changed = spreadsheet_safe(row[column])
+            neutralized += changed
+        writer.writerow(safe)
+    return buffer.getvalue(), neutralized
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -79,40 +81,51 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+SUMMARY_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("competition_id", "integer", "football-data.org id"),
+        dg.TableColumn("competition_code", "text", "e.g. PL; empty if none"),
+        dg.TableColumn("competition_name", "text"),
+        dg.TableColumn("number_of_teams", "integer", "0 between seasons"),
+    ]
+)
+
+
 @dg.asset(
-    group_name="reporting",
-    owners=["team:data-engineering"],
+    group_name=REPORTING,
+    owners=OWNERS,
     kinds={"csv"},
     retry_policy=DATABASE_RETRY,
-    deps=["dim_competitions", "fact_competitions"],
+    deps=[DIM_COMPETITIONS, FACT_COMPETITIONS],
     automation_condition=DOWNSTREAM_CONDITION,
+    freshness_policy=DAILY_FRESHNESS,
+    code_version=CODE_VERSION,
     description="summary.csv: teams per competition, zero-team competitions included.",
 )
 def summary_csv(
-    context: dg.AssetExecutionContext, config: SummaryConfig, warehouse: Warehouse
+    context: dg.AssetExecutionContext, warehouse: Warehouse, summary_output: OutputLocation
 ) -> dg.MaterializeResult:
     rows = summary_rows(warehouse)
-    directory = Path(config.output_dir).absolute() if config.output_dir else settings.output_dir()
-    path = directory / SUMMARY_FILE
-    write_atomically(path, render_csv(rows))
+    text, neutralized = render_csv(rows)
+    data = text.encode("utf-8")
+    try:
+        where = summary_output.write_atomically(SUMMARY_FILE, data)
+    except OutputError as exc:
+        # Permissions, a file where a folder should be, a missing bucket: a retry cannot help.
+        raise dg.Failure(str(exc), allow_retries=False) from None
     empty = [r for r in rows if r["number_of_teams"] == 0]
-    context.log.info("Wrote %d competitions to %s.", len(rows), path)
+    context.log.info("Wrote %d competitions to %s.", len(rows), where)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(where),
             "dagster/row_count": len(rows),
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    dg.TableColumn("competition_id", "integer", "football-data.org id"),
-                    dg.TableColumn("competition_code", "text", "e.g. PL; empty if none"),
-                    dg.TableColumn("competition_name", "text"),
-                    dg.TableColumn("number_of_teams", "integer", "0 between seasons"),
-                ]
-            ),
+            "dagster/column_schema": SUMMARY_SCHEMA,
             "zero_team_competitions": ", ".join(
                 f"{r['competition_name']} ({r['competition_id']})" for r in empty
             )
             or "none",
+            "cells_neutralized_for_spreadsheets": neutralized,
             "summary": dg.MetadataValue.md(markdown_table(rows)),
-        }
+        },
+        data_version=dg.DataVersion(hashlib.sha256(data).hexdigest()),
     )

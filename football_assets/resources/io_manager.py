@@ -1,131 +1,87 @@
-"""A Postgres IO manager: raw API responses as JSONB history, warehouse tables by COPY.
+"""The warehouse IO manager: stores by the returned object's type, loads by the input's annotation.
 
-Dagster has no official Postgres IO manager, so this is ours, small on purpose: raw assets are
-appended to `raw_responses` (one row per response, with run id, partition and fetch time, so
-lineage replaces a debug folder), tables are replaced by `Warehouse.replace_table`.
+Storing: an `ApiResponse` is a raw answer, appended to `raw_responses` with its run, partition
+and fetch time (lineage replaces a debug folder). Nothing else is stored here: the tables are
+loaded by their own asset, all three in one transaction, and report `MaterializeResult`s.
 
-Memory stays flat in the number of partitions: a multi-partition raw output arrives as a
-`ResponseSpool` and streams into `raw_responses` through COPY; a multi-partition raw input is
-handed over as `RawPartitions` (which partitions, not their payloads), and the table that reads
-it extracts its rows from all of them in one SQL statement.
+Loading, by what the asset is declared to be and what the input asks for:
+- an asset declaring `dagster/table_name` (a warehouse table): a `pandas.DataFrame`;
+- a raw asset, one partition or unpartitioned: the payload, a dict, verbatim;
+- a raw asset, several partitions: `{partition key: payload}`, or, for an input annotated
+  `RawPartitions`, only which partitions to read, so the consumer reads them all in SQL.
+An asset's name decides nothing: renaming one changes no behaviour.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 
-from football_assets.resources.api import ApiResponse
-from football_assets.resources.raw_spool import RawRecord, ResponseSpool
-from football_assets.resources.warehouse import (
-    WAREHOUSE_TABLES,
-    DatabaseUnavailable,
-    RawPartitions,
-    RowsFromRaw,
-    Warehouse,
-    WarehouseError,
-    column_schema,
-)
+from football_assets.resources.api_answers import ApiResponse
+from football_assets.resources.raw_records import RawRecord
+from football_assets.resources.warehouse import Warehouse
+from football_assets.resources.warehouse_sql import RawPartitions
 
 UNPARTITIONED = ""
+TABLE_NAME = "dagster/table_name"
 
 
-class PostgresIOManager(dg.ConfigurableIOManager):
-    """Stores `raw_*` assets' ApiResponses and `dim_*`/`fact_*` assets' rows in PostgreSQL."""
+def _asset_name(key: dg.AssetKey) -> str:
+    return key.to_user_string()
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Raw answers and tables in the PostgreSQL warehouse (see the module docstring)."""
 
     warehouse: Warehouse
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        name = context.asset_key.path[-1]
-        if name.startswith("raw_"):
-            try:
-                stored = self.warehouse.append_raw(
-                    name, context.run_id, self._raw_records(context, obj)
-                )
-            finally:
-                if isinstance(obj, ResponseSpool):
-                    obj.close()
+        if isinstance(obj, ApiResponse):
+            key = context.asset_partition_key if context.has_asset_partitions else UNPARTITIONED
+            name = _asset_name(context.asset_key)
+            self.warehouse.append_raw(name, context.run_id, [RawRecord.from_response(key, obj)])
             context.log.info(
-                "Stored %d raw %s response(s) in %s.raw_responses.",
-                stored,
-                name,
-                self.warehouse.schema,
-            )
-            return
-        if name in WAREHOUSE_TABLES:
-            rows: Iterable[Mapping[str, Any]] | RowsFromRaw = obj
-            try:
-                stats = self.warehouse.replace_table(name, rows)
-            except DatabaseUnavailable:
-                raise  # the connection failed: the assets' RetryPolicy may well succeed
-            except WarehouseError as exc:
-                # PostgreSQL refused the data itself; a retry would be refused the same way.
-                raise dg.Failure(description=str(exc), allow_retries=False) from None
-            context.add_output_metadata(
-                {
-                    "dagster/row_count": stats.rows,
-                    "dagster/column_schema": column_schema(self.warehouse.schema, name),
-                    "dagster/relation_identifier": f"{self.warehouse.schema}.{name}",
-                    "rows_inserted": stats.inserted,
-                    "rows_updated": stats.updated,
-                    "rows_deleted": stats.deleted,
-                }
-            )
-            context.log.info(
-                "%s.%s now holds %d rows (%d inserted, %d updated, %d deleted).",
-                self.warehouse.schema,
-                name,
-                stats.rows,
-                stats.inserted,
-                stats.updated,
-                stats.deleted,
+                "Stored the raw %s answer in %s.raw_responses.", name, self.warehouse.schema
             )
             return
         raise dg.DagsterInvariantViolationError(
-            f"PostgresIOManager does not know how to store asset {name!r}."
+            f"WarehouseIOManager stores ApiResponse objects, not {type(obj).__name__} "
+            f"(asset {context.asset_key.to_user_string()}); tables report MaterializeResult."
         )
 
     def load_input(self, context: dg.InputContext) -> Any:
-        name = context.asset_key.path[-1]
-        if name.startswith("raw_"):
-            if context.has_asset_partitions:
-                # Named, not loaded: the consumer reads them all in one query, in the database.
-                # Partitions never materialized are simply absent from what that query sees.
-                return RawPartitions(name, tuple(context.asset_partition_keys))
-            found = self.warehouse.latest_raw(name, [UNPARTITIONED])
-            if UNPARTITIONED not in found:
-                raise dg.Failure(f"{name} has never been materialized; materialize it first.")
-            return found[UNPARTITIONED]
-        if name in WAREHOUSE_TABLES:
-            return self.warehouse.read_table(name)
-        raise dg.DagsterInvariantViolationError(
-            f"PostgresIOManager does not know how to load asset {name!r}."
-        )
+        key = context.asset_key
+        wanted = context.dagster_type.typing_type if context.dagster_type else Any
+        declared = context.upstream_output.definition_metadata if context.upstream_output else {}
+        if declared and TABLE_NAME in declared:
+            return self._load_table(key, str(declared[TABLE_NAME]), wanted)
+        name = _asset_name(key)
+        if not context.has_asset_partitions:
+            return self._one_payload(name, UNPARTITIONED)
+        keys = list(context.asset_partition_keys)
+        if wanted is RawPartitions:
+            # Named, not loaded: partitions never materialized are simply absent from what the
+            # consumer's query sees.
+            return RawPartitions(name, tuple(keys))
+        if len(keys) == 1 and wanted is not dict:
+            return self._one_payload(name, keys[0])
+        return self.warehouse.latest_raw(name, keys)
 
-    @staticmethod
-    def _raw_records(context: dg.OutputContext, obj: Any) -> Iterator[RawRecord]:
-        if isinstance(obj, ApiResponse):
-            key = context.asset_partition_key if context.has_asset_partitions else UNPARTITIONED
-            yield RawRecord.from_response(key, obj)
-            return
-        if isinstance(obj, ResponseSpool):
-            keys = obj.keys()
-        elif isinstance(obj, Mapping) and all(isinstance(v, ApiResponse) for v in obj.values()):
-            keys = list(obj)
-        else:
-            raise dg.DagsterInvariantViolationError(
-                f"A raw asset must return ApiResponse(s), got {type(obj).__name__}."
+    def _one_payload(self, name: str, key: str) -> Any:
+        found = self.warehouse.latest_raw(name, [key])
+        if key not in found:
+            where = f"{name} partition {key}" if key else name
+            raise dg.Failure(
+                f"{where} has never been materialized; materialize it first.",
+                allow_retries=False,
             )
-        if context.has_asset_partitions:
-            expected = set(context.asset_partition_keys)
-            if set(keys) != expected:
-                raise dg.DagsterInvariantViolationError(
-                    f"Expected responses for partitions {sorted(expected)}, got {sorted(keys)}."
-                )
-        if isinstance(obj, ResponseSpool):
-            yield from obj
-        else:
-            for key, response in obj.items():
-                yield RawRecord.from_response(key, response)
+        return found[key]
+
+    def _load_table(self, key: dg.AssetKey, table_name: str, wanted: Any) -> Any:
+        if wanted not in (Any, object, None) and getattr(wanted, "__name__", "") != "DataFrame":
+            raise dg.DagsterInvariantViolationError(
+                f"{key.to_user_string()} is a table; annotate the input as pandas.DataFrame "
+                f"(got {wanted!r})."
+            )
+        return self.warehouse.read_frame(table_name.rsplit(".", 1)[-1])

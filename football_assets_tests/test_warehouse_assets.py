@@ -9,18 +9,21 @@ from typing import Any
 
 import pytest
 
-from football_assets.resources.api import ApiResponse
-from football_assets.resources.warehouse import RawPartitions, RowsFromRaw, Warehouse
-from football_assets.transforms import (
-    MEMBERSHIP_ROWS_SQL,
-    TEAM_ROWS_SQL,
-    competitions_to_rows,
-    memberships_to_rows,
-    teams_to_rows,
-)
-from football_assets_tests.api_double import make_team
+from football_assets.assets.warehouse import MEMBERSHIP_ROWS_SQL, competition_rows, team_rows_sql
+from football_assets.resources.api_answers import ApiResponse
+from football_assets.resources.raw_records import RawRecord
+from football_assets.resources.warehouse import Warehouse
+from football_assets.resources.warehouse_sql import RawPartitions, RowsFromRaw
+from football_assets_tests.conftest import read_table, replace_table
+from football_assets_tests.reference_rows import memberships_to_rows, teams_to_rows
+from test_support.api_double import make_team
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "football_assets" / "snapshot"
+
+
+def store(warehouse: Warehouse, run_id: str, payloads: dict[str, dict[str, Any]]) -> None:
+    records = [RawRecord.from_response(key, response(p)) for key, p in payloads.items()]
+    warehouse.append_raw("raw_teams", run_id, records)
 
 
 def response(payload: dict[str, Any]) -> ApiResponse:
@@ -59,22 +62,26 @@ def test_sql_rows_equal_the_reference_rows(
 ) -> None:
     listed = sorted(int(k) for k in payloads if k != "9003")
     competitions = {"competitions": [{"id": cid, "name": f"C{cid}"} for cid in listed]}
-    warehouse.store_raw("raw_teams", "run-1", {k: response(p) for k, p in payloads.items()})
+    store(warehouse, "run-1", payloads)
     source = RawPartitions("raw_teams", tuple(sorted(payloads, key=int))).only(map(str, listed))
-    warehouse.replace_table("dim_competitions", competitions_to_rows(competitions))
+    replace_table(warehouse, "dim_competitions", competition_rows(competitions))
 
     def load_both(name: str, reference: list[dict[str, Any]], sql: str) -> None:
-        warehouse.replace_table(name, reference)
-        by_python = sorted(warehouse.read_table(name), key=lambda r: tuple(r.values()))
-        stats = warehouse.replace_table(name, RowsFromRaw(sql, source))
-        by_sql = sorted(warehouse.read_table(name), key=lambda r: tuple(r.values()))
+        replace_table(warehouse, name, reference)
+        by_python = sorted(read_table(warehouse, name), key=lambda r: tuple(r.values()))
+        stats = replace_table(warehouse, name, RowsFromRaw(sql, source))
+        by_sql = sorted(read_table(warehouse, name), key=lambda r: tuple(r.values()))
         assert by_sql == by_python
         assert (stats.inserted, stats.updated, stats.deleted) == (0, 0, 0)
 
-    load_both("dim_teams", list(teams_to_rows(payloads, listed)), TEAM_ROWS_SQL)
+    load_both(
+        "dim_teams",
+        list(teams_to_rows(payloads, listed)),
+        team_rows_sql(warehouse.table("dim_teams")),
+    )
     load_both("fact_competitions", list(memberships_to_rows(payloads, listed)), MEMBERSHIP_ROWS_SQL)
 
-    teams = {t["id"]: t for t in warehouse.read_table("dim_teams")}
+    teams = {t["id"]: t for t in read_table(warehouse, "dim_teams")}
     assert teams[9_000_077]["name"] == "Later name" and teams[9_000_077]["founded"] == 1901
     assert teams[9_000_078]["area_id"] is None and teams[9_000_078]["tla"] is None
     assert 9_000_080 not in teams  # its competition is not listed
@@ -83,16 +90,20 @@ def test_sql_rows_equal_the_reference_rows(
 
 def test_sql_rows_replace_what_changed(warehouse: Warehouse) -> None:
     first = {"1": {"teams": [make_team(1, "A"), make_team(2, "B")]}}
-    warehouse.replace_table("dim_competitions", [{"id": 1, "name": "One"}])
-    warehouse.store_raw("raw_teams", "run-1", {k: response(p) for k, p in first.items()})
+    replace_table(warehouse, "dim_competitions", [{"id": 1, "name": "One"}])
+    store(warehouse, "run-1", first)
     source = RawPartitions("raw_teams", ("1",))
-    warehouse.replace_table("dim_teams", RowsFromRaw(TEAM_ROWS_SQL, source))
+    replace_table(
+        warehouse, "dim_teams", RowsFromRaw(team_rows_sql(warehouse.table("dim_teams")), source)
+    )
 
     later = {"1": {"teams": [make_team(2, "B renamed"), make_team(3, "C")]}}
-    warehouse.store_raw("raw_teams", "run-2", {k: response(p) for k, p in later.items()})
-    stats = warehouse.replace_table("dim_teams", RowsFromRaw(TEAM_ROWS_SQL, source))
+    store(warehouse, "run-2", later)
+    stats = replace_table(
+        warehouse, "dim_teams", RowsFromRaw(team_rows_sql(warehouse.table("dim_teams")), source)
+    )
 
-    assert {t["id"]: t["name"] for t in warehouse.read_table("dim_teams")} == {
+    assert {t["id"]: t["name"] for t in read_table(warehouse, "dim_teams")} == {
         2: "B renamed",
         3: "C",
     }

@@ -1,0 +1,50 @@
+"""What the assets share: owners, groups, the API pool and run tags, retries, automation, freshness.
+
+One home for the policies so every asset module imports them from here and nothing here imports
+an asset: the automation sensors, the CLI and the definitions sit above the assets, this sits
+below them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+OWNERS = ["team:data-engineering"]
+
+INGESTION = "ingestion"
+WAREHOUSE = "warehouse"
+REPORTING = "reporting"
+
+# One concurrency pool for every asset that spends the API budget.
+API_POOL = "football_api"
+# Deployments queue runs with this tag one at a time (`tag_concurrency_limits`): two runs
+# calling the API at once could only wait on each other's share of the budget. Every run that
+# materializes a raw asset carries it, whoever launched it (see `definitions.py`).
+API_RUN_TAGS = {"football/api": "true"}
+
+# A refused or dropped database connection is mostly a blip (a restart, a failover), and each
+# load is one transaction, so running the step again is safe: twice, after ~1 s then ~3 s.
+# Not on the raw assets: the API client retries its own faults, and a step retry would spend
+# the request budget again. Errors a retry cannot fix are raised with allow_retries=False.
+DATABASE_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+# Dagster's eager() (run when a dependency updates; never while a dependency is missing or in
+# progress), except that a dependency counts as updated only when its data version changed.
+# Each raw answer's data version is its payload's SHA-256, so an unchanged answer triggers
+# nothing downstream.
+DOWNSTREAM_CONDITION = (
+    dg.AutomationCondition.eager()
+    .replace("newly_updated", dg.AutomationCondition.data_version_changed())
+    .with_label("eager_on_new_data")
+)
+
+# The daily schedule runs at 05:00 UTC; a table is current when a day's run has reached it.
+# WARN two hours after a missed daily run would have landed (26 h), FAIL after a second day
+# missed (50 h): one missed night is worth a look, two are an incident.
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    warn_window=timedelta(hours=26), fail_window=timedelta(hours=50)
+)

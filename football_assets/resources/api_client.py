@@ -1,0 +1,322 @@
+"""The football-data.org HTTP client: auth, the shared request budget, retries, one-line errors.
+
+It knows HTTP and the API's conventions (X-Auth-Token, the rate headers, 429 bodies); it knows
+nothing of Dagster assets or SQL. `resources/api.py` wraps it, and the bundled snapshot, as the
+`football_api` resource.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import dagster as dg
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
+
+from football_assets.progress import wait_event
+from football_assets.resources.api_answers import (
+    ApiResponse,
+    FootballDataPermanentError,
+    FootballDataRateLimited,
+    FootballDataTransientError,
+    competition_of,
+    explain,
+    retry_after_429,
+)
+from football_assets.resources.budget import RequestBudget
+
+# Captured into the Dagster event log inside a step; a plain Python logger elsewhere.
+log = dg.get_dagster_logger("football_assets.api")
+
+DEFAULT_API_URL = "https://api.football-data.org/v4"
+DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to establish a connection to the API
+DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
+DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
+# Worth another attempt: the server or something in front of it is struggling.
+_TRANSIENT_STATUSES = frozenset({408, 425, 500, 502, 503, 504})
+
+
+def _api_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return " ".join(str(message).split()) if message else ""  # one line, whatever it sent
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class FootballDataClient:
+    """HTTP client for football-data.org v4: one keep-alive session, within a shared budget,
+    retried. Safe to share between threads: requests' Session pools its connections and the
+    budget serializes its own bookkeeping.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        budget: RequestBudget,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS,
+        backoff_seconds: float = 1.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key or None
+        self._session = requests.Session()
+        self._session.headers["Accept"] = "application/json"
+        if api_key:
+            self._session.headers["X-Auth-Token"] = api_key
+        self._timeout = (connect_timeout, read_timeout)
+        self._max_retry_seconds = max_retry_seconds
+        # Exponential with jitter (b, 2b, 4b ... up to 30 s, plus up to b at random), so runs that
+        # failed together do not retry in lockstep.
+        self._backoff = wait_exponential(multiplier=backoff_seconds, max=30) + wait_random(
+            0, backoff_seconds
+        )
+        self._limiter = budget
+        self._log = logger or log
+
+    def close(self) -> None:
+        self._session.close()
+        self._limiter.close()
+
+    def get(self, endpoint: str) -> ApiResponse:
+        """GET `endpoint` within the budget, retrying transient failures; raises one-line errors.
+
+        The retries are bounded by `max_retry_seconds` of failing and backing off; time spent
+        waiting for the rate budget is pacing, not failing, so it does not count.
+        """
+        paced = 0.0
+
+        def out_of_time(state: RetryCallState) -> bool:
+            failing = state.seconds_since_start or 0.0
+            return failing - paced + state.upcoming_sleep >= self._max_retry_seconds
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(FootballDataTransientError),
+            wait=self._wait_before_retry,
+            stop=out_of_time,
+            before_sleep=lambda state: self._log_retry(state, endpoint),
+            reraise=True,
+        )
+        started = time.monotonic()
+        try:
+            for attempt in retrying:
+                with attempt:
+                    paced += self._pace(endpoint)
+                    response = self._get_once(endpoint)
+                    return replace(
+                        response,
+                        attempts=attempt.retry_state.attempt_number,
+                        rate_wait_seconds=paced,
+                    )
+        except FootballDataTransientError as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise FootballDataTransientError(
+                f"{exc} Gave up after {attempts} attempt{'s' if attempts > 1 else ''} in "
+                f"{time.monotonic() - started:.0f} s (FOOTBALL_DATA_MAX_RETRY_SECONDS="
+                f"{self._max_retry_seconds:g}); re-run when the API is reachable."
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_before_retry(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, FootballDataRateLimited):
+            return error.wait
+        return self._backoff(state)
+
+    def _log_retry(self, state: RetryCallState, endpoint: str) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        how = (
+            "as the API asked"
+            if isinstance(error, FootballDataRateLimited)
+            else "backing off with jitter"
+        )
+        self._log.info(
+            "%s Waiting %s s (%s), then attempt %d.",
+            error,
+            _seconds(state.upcoming_sleep),
+            how,
+            state.attempt_number + 1,
+            extra=wait_event(state.upcoming_sleep, "retry", endpoint, how),
+        )
+
+    def _pace(self, endpoint: str) -> float:
+        """Wait until a request may be sent; return the seconds waited. Each wait is logged
+        once, before it starts, with its reason."""
+        waited = 0.0
+        # The server's word first, then the configured budget: the slot is stamped last, just
+        # before the request leaves, so the sliding window matches what the server counts.
+        while (wait := self._limiter.server_wait()) > 0:
+            self._log.log(
+                _wait_level(wait),
+                "Waiting %s s before GET %s: the API said no requests remain until its "
+                "counter resets.",
+                _seconds(wait),
+                endpoint,
+                extra=wait_event(wait, "server", endpoint, "the API's counter resets"),
+            )
+            time.sleep(wait)
+            waited += wait
+
+        def tell(wait: float) -> None:
+            self._log.log(
+                _wait_level(wait),
+                "Waiting %s s before GET %s: the request budget (%d per %g s, shared by every "
+                "process using this key) is spent.",
+                _seconds(wait),
+                endpoint,
+                self._limiter.limit,
+                self._limiter.window_seconds,
+                extra=wait_event(
+                    wait,
+                    "budget",
+                    endpoint,
+                    f"{self._limiter.limit} requests per {self._limiter.window_seconds:g} s",
+                ),
+            )
+
+        return waited + self._limiter.acquire(on_wait=tell)
+
+    def _scrub(self, text: str) -> str:
+        # Defence in depth: whatever a server or proxy echoes back, the key never leaves here.
+        return text.replace(self._api_key, "[FOOTBALL_DATA_API_KEY]") if self._api_key else text
+
+    def _get_once(self, endpoint: str) -> ApiResponse:
+        url = f"{self.base_url}{endpoint}"
+        sent_at = time.time()
+        try:
+            # No redirects: requests would forward X-Auth-Token to wherever they point.
+            response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+        except requests.ConnectTimeout:
+            raise FootballDataTransientError(
+                f"GET {endpoint}: no connection to {self.base_url} within "
+                f"{self._timeout[0]:g} s (FOOTBALL_DATA_CONNECT_TIMEOUT)."
+            ) from None
+        except requests.Timeout:
+            raise FootballDataTransientError(
+                f"GET {endpoint}: no answer within {self._timeout[1]:g} s "
+                "(FOOTBALL_DATA_READ_TIMEOUT)."
+            ) from None
+        except (
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+        ) as exc:
+            # A malformed FOOTBALL_DATA_API_URL: no later attempt can do better.
+            raise FootballDataPermanentError(
+                f"GET {endpoint}: {self.base_url!r} is not a usable URL ({type(exc).__name__}); "
+                "set FOOTBALL_DATA_API_URL to an http(s) URL such as " + DEFAULT_API_URL + "."
+            ) from None
+        except requests.ConnectionError as exc:
+            reason = _root_cause(exc)
+            raise FootballDataTransientError(
+                self._scrub(
+                    f"GET {endpoint}: the connection to {self.base_url} failed or was dropped "
+                    f"({reason})."
+                )
+            ) from None
+        except requests.RequestException as exc:
+            raise FootballDataTransientError(
+                self._scrub(f"GET {endpoint} failed ({type(exc).__name__}).")
+            ) from None
+
+        available = _int_header(response, "X-Requests-Available-Minute")
+        reset = _int_header(response, "X-RequestCounter-Reset")
+        status = response.status_code
+        message = self._scrub(_api_message(response))
+        if status == 429:
+            wait = retry_after_429(message, reset, self._limiter.window_seconds)
+            # Every process on the machine holds off until then, not only this one.
+            self._limiter.server_said(sent_at, 0, wait)
+            raise FootballDataRateLimited(
+                explain(endpoint, status, message), wait=wait + self._limiter.margin
+            )
+        self._limiter.server_said(sent_at, available, reset)
+        if status in _TRANSIENT_STATUSES:
+            raise FootballDataTransientError(explain(endpoint, status, message))
+        if 300 <= status < 400:
+            raise FootballDataPermanentError(
+                self._scrub(
+                    f"GET {endpoint} returned HTTP {status}, a redirect to "
+                    f"{response.headers.get('Location', 'nowhere')!r}, which is not followed; "
+                    "check FOOTBALL_DATA_API_URL."
+                )
+            )
+        if status != 200:
+            raise FootballDataPermanentError(explain(endpoint, status, message))
+        try:
+            payload = response.json()
+        except ValueError:
+            # An HTML error page or a cut-off body from something between us and the API:
+            # retried, as the next answer may well be whole.
+            raise FootballDataTransientError(
+                f"GET {endpoint} returned HTTP 200 but its body is not JSON "
+                f"(Content-Type {response.headers.get('Content-Type', 'missing')!r}, "
+                f"{len(response.content)} bytes){_partition(endpoint)}."
+            ) from None
+        if not isinstance(payload, dict):
+            raise FootballDataPermanentError(
+                f"GET {endpoint} returned HTTP 200 but its body is a JSON "
+                f"{type(payload).__name__}, not an object{_partition(endpoint)}."
+            )
+        return ApiResponse(
+            endpoint=endpoint,
+            url=url,
+            status=status,
+            payload=payload,
+            size_bytes=len(response.content),
+            fetched_at=datetime.now(UTC),
+            source="live",
+            requests_available=available,
+            reset_seconds=reset,
+        )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value >= 0.1 else f"{value:.2f}"
+
+
+def _wait_level(seconds: float) -> int:
+    # Once a sliding window is full, slots free up at the pace the requests were sent: the
+    # waits in between last milliseconds and would only bury the one that matters.
+    return logging.INFO if seconds >= 0.1 else logging.DEBUG
+
+
+def _partition(endpoint: str) -> str:
+    competition = competition_of(endpoint)
+    return f" (raw_teams partition {competition})" if competition else ""
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's class name, e.g. ConnectionRefusedError or RemoteDisconnected:
+    short, and unlike the wrappers' messages it never carries a URL."""
+    for _ in range(20):  # requests wraps urllib3, which wraps http.client and the socket
+        inner = exc.__cause__ or next(
+            (arg for arg in exc.args if isinstance(arg, BaseException)), exc.__context__
+        )
+        if inner is None:
+            break
+        exc = inner
+    return type(exc).__name__

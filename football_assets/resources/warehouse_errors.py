@@ -1,0 +1,147 @@
+"""What can go wrong with PostgreSQL, as one line each, and the transaction that says which.
+
+Two kinds matter to the caller: the connection was refused or lost (`DatabaseUnavailable`: a
+re-run may well succeed, so steps retry it), and the server refused the data itself
+(`LoadRefused`: a constraint or a value; a re-run would be refused the same way, so it is not
+retried). Either way the transaction rolled back and the tables keep their previous contents.
+Messages name the server by its redacted description, never with a password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import psycopg
+import sqlalchemy as sa
+
+
+class WarehouseError(Exception):
+    """The warehouse refused or failed; str() is one line saying what and what to do."""
+
+
+class DatabaseUnavailable(WarehouseError):
+    """The server refused or lost the connection: worth a re-run, unlike a refused statement.
+    `detail` is the driver's own one-line reason."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class LoadRefused(WarehouseError):
+    """PostgreSQL refused the data (a constraint, a value): a re-run would be refused too."""
+
+
+# SQLSTATE classes of a connection failure, and the server shutting down or restarting.
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+_REFUSED = (
+    psycopg.errors.IntegrityError,
+    psycopg.errors.DataError,
+    sa.exc.IntegrityError,
+    sa.exc.DataError,
+)
+
+
+def connection_failed(exc: BaseException) -> bool:
+    """Whether `exc` means the connection was refused or lost (not a statement refused)."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, psycopg.OperationalError):
+        # No SQLSTATE: the client found the socket closed or the server unreachable.
+        return orig.sqlstate is None or orig.sqlstate.startswith(_CONNECTION_SQLSTATES)
+    return isinstance(orig, psycopg.InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseUnavailable):
+        return exc.detail
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def database_unavailable(where: str, exc: BaseException) -> DatabaseUnavailable:
+    detail = _detail(exc)
+    return DatabaseUnavailable(
+        f"PostgreSQL at {where} is unavailable ({detail}); nothing was changed. "
+        "Check DATABASE_URL and that the server is up, then re-run.",
+        detail,
+    )
+
+
+def load_interrupted(where: str, exc: BaseException) -> DatabaseUnavailable:
+    detail = _detail(exc)
+    return DatabaseUnavailable(
+        f"Lost the connection to PostgreSQL at {where} during a load ({detail}); it was rolled "
+        "back, so every table keeps its previous contents. Re-run once the server is back.",
+        detail,
+    )
+
+
+def commit_unknown(where: str, exc: BaseException) -> DatabaseUnavailable:
+    detail = _detail(exc)
+    return DatabaseUnavailable(
+        f"Lost the connection to PostgreSQL at {where} while committing a load ({detail}); "
+        "the tables hold their previous or their new contents, never a mix. "
+        "Re-run to be sure they hold the new.",
+        detail,
+    )
+
+
+def load_refused(exc: BaseException) -> LoadRefused:
+    """A constraint or a value refused the load: say which, and that nothing changed."""
+    orig = getattr(exc, "orig", exc)
+    diag = getattr(orig, "diag", None)
+    primary = (getattr(diag, "message_primary", None) or str(orig).splitlines()[0]).strip()
+    detail = (getattr(diag, "message_detail", None) or "").strip()
+    table = getattr(diag, "table_name", None)
+    column = getattr(diag, "column_name", None)
+    where = f" in {table}" + (f".{column}" if column else "") if table else ""
+    return LoadRefused(
+        f"PostgreSQL refused the load{where}: {primary}"
+        + (f" ({detail})" if detail else "")
+        + "; every table keeps its previous contents."
+    )
+
+
+class Transaction:
+    """`with Transaction(engine_fn, where) as conn:` — one transaction, failures as one line.
+
+    `engine_fn` gives the engine (connecting lazily); `where` names the server for messages.
+    """
+
+    def __init__(self, engine_fn: Callable[[], sa.Engine], where: Callable[[], str]) -> None:
+        self._engine_fn = engine_fn
+        self._where = where
+        self._context: Any = None
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            self._context = self._engine_fn().begin()
+            return self._context.__enter__()
+        except sa.exc.OperationalError as exc:
+            raise database_unavailable(self._where(), exc) from None
+
+    def __exit__(self, *exc_info: Any) -> Literal[False]:
+        error = exc_info[1]
+        try:
+            self._context.__exit__(*exc_info)  # commits, or rolls back when the body raised
+        except (sa.exc.SQLAlchemyError, psycopg.Error, WarehouseError) as exc:
+            if error is None:  # the COMMIT failed
+                if connection_failed(exc):
+                    raise commit_unknown(self._where(), exc) from None
+                if isinstance(exc, _REFUSED):
+                    raise load_refused(exc) from None
+                raise
+            # Else the ROLLBACK failed too, on a connection already gone: the server rolls the
+            # transaction back by itself, and the body's error is the one worth reporting.
+        if error is None:
+            return False
+        if connection_failed(error):
+            raise load_interrupted(self._where(), error) from None
+        if isinstance(error, _REFUSED):
+            raise load_refused(error) from None
+        return False

@@ -1,0 +1,161 @@
+"""The warehouse's tables, declared once: columns, keys, foreign keys, and their Dagster metadata.
+
+Nothing else in the project writes DDL. The schema name is checked here because it ends up in
+every statement: only a plain, private, lower-case identifier is accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from football_assets.resources.warehouse_errors import WarehouseError
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+RAW_RESPONSES = "raw_responses"
+
+
+class SchemaNameError(WarehouseError, ValueError):
+    """FOOTBALL_DB_SCHEMA is unusable; str() is one line naming it and what to use."""
+
+
+def validate_schema_name(name: str) -> str:
+    if not _IDENTIFIER.fullmatch(name):
+        raise SchemaNameError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is not a valid schema name: use lower-case letters, "
+            "digits and underscores, starting with a letter (e.g. 'football')."
+        )
+    if name == "public" or name.startswith("pg_"):
+        raise SchemaNameError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is reserved: the warehouse keeps to a private schema "
+            "such as 'football'."
+        )
+    return name
+
+
+def _define_tables(schema: str) -> sa.MetaData:
+    metadata = sa.MetaData(schema=schema)
+    sa.Table(
+        RAW_RESPONSES,
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("asset", sa.Text, nullable=False),
+        sa.Column("partition_key", sa.Text, nullable=False, comment="'' when unpartitioned"),
+        sa.Column("run_id", sa.Text, nullable=False),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "stored_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("http_status", sa.Integer, nullable=False),
+        sa.Column("payload_sha256", sa.Text, nullable=False),
+        sa.Column("payload", JSONB, nullable=False),
+        sa.Column(
+            "payload_exact",
+            sa.Text,
+            comment="The answer verbatim (JSON, non-ASCII escaped) when `payload` had to replace "
+            "characters JSONB cannot hold (\\u0000, lone surrogates); NULL otherwise.",
+        ),
+        sa.Column("sanitized_fields", sa.ARRAY(sa.Text), comment="The fields replaced."),
+        sa.Index("raw_responses_latest", "asset", "partition_key", "id"),
+        comment="Every API response the pipeline received, append-only.",
+    )
+    sa.Table(
+        "dim_competitions",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("code", sa.Text),
+        sa.Column("type", sa.Text),
+        sa.Column("plan", sa.Text),
+        sa.Column("area_id", sa.Integer),
+        sa.Column("area_name", sa.Text),
+        sa.Column("area_code", sa.Text),
+        sa.Column("emblem", sa.Text),
+        sa.Column("current_season_start", sa.Date),
+        sa.Column("current_season_end", sa.Date),
+        sa.Column("last_updated", sa.DateTime(timezone=True)),
+        comment="Competitions as the API lists them now.",
+    )
+    sa.Table(
+        "dim_teams",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("short_name", sa.Text),
+        sa.Column("tla", sa.Text),
+        sa.Column("crest", sa.Text),
+        sa.Column("address", sa.Text),
+        sa.Column("website", sa.Text),
+        sa.Column("founded", sa.Integer),
+        sa.Column("club_colors", sa.Text),
+        sa.Column("venue", sa.Text),
+        sa.Column("area_id", sa.Integer),
+        sa.Column("area_name", sa.Text),
+        sa.Column("area_code", sa.Text),
+        sa.Column("last_updated", sa.DateTime(timezone=True)),
+        comment="One row per team, whatever the number of competitions it plays in.",
+    )
+    sa.Table(
+        "fact_competitions",
+        metadata,
+        # ON DELETE CASCADE: a team or competition that left the API leaves its pairs with it.
+        sa.Column(
+            "competition_id",
+            sa.Integer,
+            sa.ForeignKey("dim_competitions.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        sa.Column(
+            "team_id",
+            sa.Integer,
+            sa.ForeignKey("dim_teams.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        sa.Index("fact_competitions_team", "team_id"),
+        comment="Which team plays in which competition, per the latest API answer.",
+    )
+    return metadata
+
+
+@cache
+def tables(schema: str) -> sa.MetaData:
+    return _define_tables(validate_schema_name(schema))
+
+
+def table(schema: str, name: str) -> sa.Table:
+    return tables(schema).tables[f"{schema}.{name}"]
+
+
+# Columns added after the first release: created tables get them from the declaration above,
+# existing ones from these idempotent statements.
+ADDED_COLUMNS = {
+    RAW_RESPONSES: {"payload_exact": "text", "sanitized_fields": "text[]"},
+}
+
+
+def column_schema(schema: str, table_name: str) -> dg.TableSchema:
+    """The table's columns as Dagster metadata (`dagster/column_schema`)."""
+    declared = table(schema, table_name)
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=column.name,
+                type=str(column.type).lower(),
+                constraints=dg.TableColumnConstraints(
+                    nullable=bool(column.nullable),
+                    unique=bool(column.primary_key and len(declared.primary_key.columns) == 1),
+                    other=[f"references {fk.target_fullname}" for fk in column.foreign_keys],
+                ),
+            )
+            for column in declared.columns
+        ]
+    )
