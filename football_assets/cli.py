@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from football_assets.settings import DEFAULT_DAGSTER_HOME, ConfigError, Settings
 
@@ -24,6 +25,18 @@ def _dagster_home(config: Settings) -> Path:
     home = config.dagster_home or Path(DEFAULT_DAGSTER_HOME).absolute()
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def _warehouse(config: Settings) -> Any:
+    """The warehouse for the CLI's own reads: plain values from the settings (runs get them as
+    EnvVar references, so run storage never holds them)."""
+    from football_assets.resources.warehouse import Warehouse
+
+    return Warehouse(
+        database_url=config.database_url,
+        schema_name=config.db_schema,
+        embedded_pgdata=str(config.embedded_pgdata),
+    )
 
 
 def refresh(config: Settings, output_dir: str | None = None) -> int:
@@ -41,10 +54,9 @@ def refresh(config: Settings, output_dir: str | None = None) -> int:
     output = OutputLocation(location=config.output_location)
     defs = build_definitions(summary_output=output, config=config)
     started = time.monotonic()
-    resources = defs.resources or {}
     origin = "the live API" if config.live else "the bundled snapshot (offline)"
-    # Outside a run, EnvVar fields are unresolved; this gives the resource as a run sees it.
-    with resources["warehouse"].process_config_and_initialize_cm() as warehouse:
+    warehouse = _warehouse(config)
+    try:
         print(f"football-assets: refreshing from {origin} into {warehouse.describe()}")
         print(f"football-assets: Dagster instance {home}")
         # Run logs go to stdout, so stderr carries only the one-line verdict on failure.
@@ -65,6 +77,8 @@ def refresh(config: Settings, output_dir: str | None = None) -> int:
             for name in ("dim_competitions", "dim_teams", "fact_competitions")
         )
         schema = warehouse.schema
+    finally:
+        warehouse.dispose()
     path = output.uri(SUMMARY_FILE)
     print(f"Summary: {path} ({len(summary)} competitions; zero teams: {', '.join(zero) or 'none'})")
     print(f"Rows in schema {schema}: {counts}")

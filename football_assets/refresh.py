@@ -213,10 +213,12 @@ def refresh(
         }
         report.run_ids.append(_run(defs, instance, [RAW_TEAMS.key], tags, run_config))
     phase("warehouse", {})
-    with _resource(defs, "warehouse").process_config_and_initialize_cm() as store:
-        assert isinstance(store, Warehouse)
-        output = _resource(defs, "summary_output")
-        assert isinstance(output, OutputLocation)
+    # build_resources resolves EnvVar fields as a run would, with this instance (no throwaway
+    # ephemeral one, which costs half a second).
+    needed = {name: _resource(defs, name) for name in ("warehouse", "summary_output")}
+    with dg.build_resources(needed, instance=instance) as resources:
+        store, output = resources.warehouse, resources.summary_output
+        assert isinstance(store, Warehouse) and isinstance(output, OutputLocation)
         reasons = [] if force else stale_reasons(instance, store, output)
     if not force and not reasons:
         latest = instance.get_latest_materialization_event(WAREHOUSE_RUN[0])
