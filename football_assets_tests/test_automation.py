@@ -338,3 +338,34 @@ def test_a_daily_refresh_that_brings_nothing_new_rebuilds_nothing(
     )
 
     assert evaluated.requested() == set()
+
+
+def test_one_unchanged_competition_fetched_again_rebuilds_nothing(
+    evaluated: Evaluator, live_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    # After a refresh (one run over every partition), one competition fetched alone with the
+    # same answer: its own data version is unchanged, so nothing downstream moves. With one
+    # data version for the whole range (Dagster's default for a batch), it would look changed.
+    materialize(live_defs, instance, "raw_teams", partition_key="2021")
+
+    assert evaluated.requested() == set()
+
+
+def test_each_partition_records_its_own_payloads_version(
+    live_defs: dg.Definitions, instance: dg.DagsterInstance, output_dir: Path
+) -> None:
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+    refresh(live_defs, instance)
+    versions = {}
+    for key in ("2013", "2021"):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=RAW_TEAMS.key, asset_partitions=[key]), limit=1
+        ).records
+        materialization = records[0].asset_materialization
+        assert materialization is not None
+        tags = materialization.tags or {}
+        sha = materialization.metadata["payload_sha256"].value
+        assert tags[DATA_VERSION_TAG] == sha
+        versions[key] = sha
+    assert versions["2013"] != versions["2021"]
