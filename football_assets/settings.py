@@ -16,20 +16,22 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+# Dagster is not imported here (nor by anything imported here): a bad value fails in a fraction
+# of a second, before the second or more that importing Dagster takes.
 from football_assets.redaction import DatabaseUrlError, database_url_secrets, parse_database_url
-from football_assets.resources.api_client import (
-    DEFAULT_API_URL,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_RETRY_SECONDS,
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_REQUESTS_PER_MINUTE,
-)
-from football_assets.resources.warehouse import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
-from football_assets.resources.warehouse_schema import SchemaNameError, validate_schema_name
+from football_assets.resources.warehouse_errors import SchemaNameError, validate_schema_name
 
+DEFAULT_API_URL = "https://api.football-data.org/v4"
+DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to establish a connection to the API
+DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
+DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
+DEFAULT_SCHEMA = "football"
+DEFAULT_EMBEDDED_PGDATA = ".football/pgdata"
 DEFAULT_OUTPUT_DIR = "output"
 DEFAULT_RATE_WINDOW_SECONDS = 60.0  # the API's window; tests and the benchmark scale it down
 DEFAULT_DAGSTER_HOME = ".dagster_home"  # `football-assets` only; Dagster's own CLI needs it set
+MAX_SECONDS = 86_400.0  # a day: longer waits or timeouts are typos, not settings
 LOG_FORMATS = {"json": "json", "text": "text", "colored": "text", "rich": "text"}
 
 
@@ -70,33 +72,38 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip() or None
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int = 10**6
+) -> int:
     raw = _get(env, name)
     if raw is None:
         return default
+    accepted = f"a whole number from {minimum} to {maximum}, e.g. {default}"
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(
-            f"{name}={raw!r} is not a whole number; set it to e.g. {default}"
-        ) from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} must be at least {minimum}")
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to {accepted}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw!r} is out of range; set it to {accepted}")
     return value
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(
+    env: Mapping[str, str], name: str, default: float, *, maximum: float = MAX_SECONDS
+) -> float:
     raw = _get(env, name)
     if raw is None:
         return default
+    # Finite and bounded: NaN or inf would reach int() or a socket timeout and fail there.
+    accepted = f"a number of seconds greater than 0 and at most {maximum:g}, e.g. {default:g}"
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to {accepted}") from None
     if not math.isfinite(value):
-        raise ConfigError(f"{name}={raw!r} is not a finite number; set it to e.g. {default}")
-    if value <= 0:
-        raise ConfigError(f"{name}={value} must be greater than 0")
+        raise ConfigError(f"{name}={raw!r} is not a finite number; set it to {accepted}")
+    if not 0 < value <= maximum:
+        raise ConfigError(f"{name}={raw!r} is out of range; set it to {accepted}")
     return value
 
 

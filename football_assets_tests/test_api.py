@@ -354,7 +354,8 @@ def test_a_bad_timeout_is_one_clear_line(clean_env: None, monkeypatch: pytest.Mo
     with pytest.raises(settings.ConfigError) as failed:
         settings.load()
     assert str(failed.value) == (
-        "FOOTBALL_DATA_READ_TIMEOUT='soon' is not a number; set it to e.g. 30.0"
+        "FOOTBALL_DATA_READ_TIMEOUT='soon' is not a number; set it to a number of seconds "
+        "greater than 0 and at most 86400, e.g. 30"
     )
 
 

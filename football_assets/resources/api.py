@@ -18,15 +18,15 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from football_assets.resources.api_answers import ApiResponse, FootballDataPermanentError
-from football_assets.resources.api_client import (
+from football_assets.resources.api_client import FootballDataClient
+from football_assets.resources.budget import open_budget
+from football_assets.settings import (
     DEFAULT_API_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRY_SECONDS,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_REQUESTS_PER_MINUTE,
-    FootballDataClient,
 )
-from football_assets.resources.budget import open_budget
 
 SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "snapshot"
 SNAPSHOT_DATE = "2025-01-31"

@@ -33,15 +33,16 @@ from football_assets.resources.api_answers import (
     retry_after_429,
 )
 from football_assets.resources.budget import RequestBudget
+from football_assets.settings import (
+    DEFAULT_API_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRY_SECONDS,
+    DEFAULT_READ_TIMEOUT,
+)
 
 # Captured into the Dagster event log inside a step; a plain Python logger elsewhere.
 log = dg.get_dagster_logger("football_assets.api")
 
-DEFAULT_API_URL = "https://api.football-data.org/v4"
-DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier
-DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to establish a connection to the API
-DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
-DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
 # Worth another attempt: the server or something in front of it is struggling.
 _TRANSIENT_STATUSES = frozenset({408, 425, 500, 502, 503, 504})
 

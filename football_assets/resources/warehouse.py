@@ -31,20 +31,15 @@ from football_assets.resources.warehouse_errors import (
     WarehouseError,
     connection_failed,
     database_unavailable,
-)
-from football_assets.resources.warehouse_schema import (
-    ADDED_COLUMNS,
-    RAW_RESPONSES,
-    tables,
     validate_schema_name,
 )
+from football_assets.resources.warehouse_schema import ADDED_COLUMNS, RAW_RESPONSES, tables
 from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, replace_table
+from football_assets.settings import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_SCHEMA = "football"
-DEFAULT_EMBEDDED_PGDATA = ".football/pgdata"
 _RAW_COLUMNS = [
     "asset",
     "partition_key",

@@ -9,6 +9,7 @@ Messages name the server by its redacted description, never with a password.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -18,6 +19,28 @@ import sqlalchemy as sa
 
 class WarehouseError(Exception):
     """The warehouse refused or failed; str() is one line saying what and what to do."""
+
+
+class SchemaNameError(WarehouseError, ValueError):
+    """FOOTBALL_DB_SCHEMA is unusable; str() is one line naming it and what to use."""
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def validate_schema_name(name: str) -> str:
+    """The name, if it is a plain, private, lower-case identifier (it goes into every statement)."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise SchemaNameError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is not a valid schema name: use lower-case letters, "
+            "digits and underscores, starting with a letter (e.g. 'football')."
+        )
+    if name == "public" or name.startswith("pg_"):
+        raise SchemaNameError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is reserved: the warehouse keeps to a private schema "
+            "such as 'football'."
+        )
+    return name
 
 
 class DatabaseUnavailable(WarehouseError):

@@ -1,41 +1,21 @@
 """The warehouse's tables, declared once: columns, keys, foreign keys, and their Dagster metadata.
 
-Nothing else in the project writes DDL. The schema name is checked here because it ends up in
-every statement: only a plain, private, lower-case identifier is accepted.
+Nothing else in the project writes DDL. The schema name ends up in every statement, so only a
+plain, private, lower-case identifier is accepted (`validate_schema_name`, which lives with the
+warehouse's errors so that settings can check it without importing Dagster).
 """
 
 from __future__ import annotations
 
-import re
 from functools import cache
 
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from football_assets.resources.warehouse_errors import WarehouseError
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+from football_assets.resources.warehouse_errors import validate_schema_name
 
 RAW_RESPONSES = "raw_responses"
-
-
-class SchemaNameError(WarehouseError, ValueError):
-    """FOOTBALL_DB_SCHEMA is unusable; str() is one line naming it and what to use."""
-
-
-def validate_schema_name(name: str) -> str:
-    if not _IDENTIFIER.fullmatch(name):
-        raise SchemaNameError(
-            f"FOOTBALL_DB_SCHEMA={name!r} is not a valid schema name: use lower-case letters, "
-            "digits and underscores, starting with a letter (e.g. 'football')."
-        )
-    if name == "public" or name.startswith("pg_"):
-        raise SchemaNameError(
-            f"FOOTBALL_DB_SCHEMA={name!r} is reserved: the warehouse keeps to a private schema "
-            "such as 'football'."
-        )
-    return name
 
 
 def _define_tables(schema: str) -> sa.MetaData:

@@ -1,0 +1,88 @@
+"""`football-assets` as a user runs it, for tests that kill it, read its output or its files.
+
+Each command runs in a process group of its own (`start_new_session`), so a SIGKILL reaches it
+and anything it started, as `kill -9` of a terminal's job would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "football_assets.cli"]
+
+
+def user_env(**variables: str) -> dict[str, str]:
+    """This environment without any football/Dagster/database setting, plus `variables`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FOOTBALL_") and k not in {"DATABASE_URL", "DAGSTER_HOME"}
+    }
+    env.update(variables)
+    return env
+
+
+def live_env(
+    home: Path,
+    api_url: str,
+    api_key: str,
+    pg_url: str,
+    schema: str,
+    *,
+    limit: int,
+    window_seconds: float,
+    output_dir: Path,
+    **variables: str,
+) -> dict[str, str]:
+    """Live against `api_url`, into `schema` of `pg_url`, with `home` as DAGSTER_HOME."""
+    return user_env(
+        FOOTBALL_DATA_API_KEY=api_key,
+        FOOTBALL_DATA_API_URL=api_url,
+        FOOTBALL_DATA_REQUESTS_PER_MINUTE=str(limit),
+        FOOTBALL_DATA_RATE_WINDOW_SECONDS=str(window_seconds),
+        DATABASE_URL=pg_url,
+        FOOTBALL_DB_SCHEMA=schema,
+        FOOTBALL_OUTPUT_DIR=str(output_dir),
+        DAGSTER_HOME=str(home),
+        **variables,
+    )
+
+
+def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`football-assets *args` in its own process group."""
+    return subprocess.Popen(
+        [*CLI, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def run(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`football-assets *args` to its end; killed with its group if it outlives `timeout`."""
+    process = start(*args, cwd=cwd, env=env)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            kill_group(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the process and everything in its group, and reap it (once)."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
