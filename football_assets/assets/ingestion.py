@@ -180,14 +180,18 @@ def check_competitions_have_teams(warehouse: Warehouse) -> dg.AssetCheckResult:
 
 
 def check_values_fit_postgres(warehouse: Warehouse) -> dg.AssetCheckResult:
+    # One row per replaced field, with the id of the team it belongs to ("teams.3.name" alone
+    # would send a reader counting).
     rows = warehouse.query_latest(
         "raw_teams",
         list(listed_competitions(warehouse)),
-        "SELECT partition_key, sanitized_fields FROM latest WHERE sanitized_fields IS NOT NULL",
+        "SELECT partition_key, field, "
+        "payload #>> ((string_to_array(field, '.'))[1:2] || '{id}'::text[]) AS team "
+        "FROM latest, unnest(sanitized_fields) AS field",
     )
     found = [
-        f"{r['partition_key']}: {', '.join(r['sanitized_fields'])}"
-        for r in sorted(rows, key=lambda r: int(r["partition_key"]))
+        f"competition {r['partition_key']}: " + _where(r["field"], r["team"])
+        for r in sorted(rows, key=lambda r: (int(r["partition_key"]), r["field"]))
     ]
     return dg.AssetCheckResult(
         check_name=VALUES_FIT_POSTGRES.name,
@@ -196,8 +200,19 @@ def check_values_fit_postgres(warehouse: Warehouse) -> dg.AssetCheckResult:
         description=("Replaced characters in " + "; ".join(found))
         if found
         else "Every value fits PostgreSQL as sent.",
-        metadata={"sanitized": "; ".join(found) or "none", "competitions": len(found)},
+        metadata={
+            "sanitized": "; ".join(found) or "none",
+            "competitions": len({r["partition_key"] for r in rows}),
+        },
     )
+
+
+def _where(path: str, team: Any) -> str:
+    """`team 5, field 'name'` for `teams.3.name` of team 5; the bare path for anything else."""
+    parts = path.split(".")
+    if team is not None and len(parts) >= 3 and parts[0] == "teams" and parts[1].isdigit():
+        return f"team {team}, field '{'.'.join(parts[2:])}'"
+    return f"field '{path}'"
 
 
 def _provenance(instance: dg.DagsterInstance) -> dict[str, str]:
@@ -227,14 +242,12 @@ def _warn_sanitized(
                 team = payload["teams"][int(parts[1])].get("id")
             except (IndexError, AttributeError, TypeError):
                 team = None
-        field = ".".join(parts[2:]) if team is not None else path
-        who = f"team {team}, field '{field}'" if team is not None else f"field '{path}'"
         context.log.warning(
             "Competition %s: %s holds characters PostgreSQL cannot store (NUL or a lone "
             "surrogate); the tables get them replaced by U+FFFD, raw_responses keeps the answer "
             "verbatim (payload_exact).",
             key,
-            who,
+            _where(path, team),
         )
 
 

@@ -1,0 +1,147 @@
+"""Each integrity check fails on the data it exists to catch, not only passes on good data.
+
+The schema's keys make such data impossible through the pipeline, so each test breaks the
+warehouse behind the pipeline's back, as a person with psql could (drop a constraint, insert a
+duplicate or an orphan, edit summary.csv), then runs the check alone, through Dagster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from football_assets.refresh import refresh
+from football_assets.resources.warehouse import Warehouse
+
+
+def run_check(
+    defs: dg.Definitions, instance: dg.DagsterInstance, asset: str, name: str
+) -> dg.AssetCheckEvaluation:
+    key = dg.AssetCheckKey(dg.AssetKey(asset), name)
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.get_subset(asset_selection=set(), asset_check_selection={key}).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == name
+    return evaluation
+
+
+def values(evaluation: dg.AssetCheckEvaluation) -> dict[str, Any]:
+    return {key: entry.value for key, entry in evaluation.metadata.items()}
+
+
+def behind_the_pipelines_back(warehouse: Warehouse, *statements: str) -> None:
+    with warehouse.get_engine().begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement.replace("{schema}", f'"{warehouse.schema}"')))
+
+
+def drop_constraints(warehouse: Warehouse, table: str, kind: str) -> str:
+    """Statements dropping every constraint of `kind` ('p' key, 'f' foreign key) of `table`."""
+    rows = warehouse.query(
+        "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = :k",
+        t=f'"{warehouse.schema}"."{table}"',
+        k=kind,
+    )
+    assert rows, (table, kind)
+    return "; ".join(
+        f'ALTER TABLE {{schema}}.{table} DROP CONSTRAINT "{r["conname"]}" CASCADE' for r in rows
+    )
+
+
+@pytest.fixture
+def built(
+    snapshot_defs: dg.Definitions, instance: dg.DagsterInstance, output_dir: Path
+) -> dg.Definitions:
+    refresh(snapshot_defs, instance)
+    return snapshot_defs
+
+
+DUPLICATES = {
+    "dim_competitions": "INSERT INTO {schema}.dim_competitions "
+    "SELECT * FROM {schema}.dim_competitions WHERE id = 2021",
+    "dim_teams": "INSERT INTO {schema}.dim_teams SELECT * FROM {schema}.dim_teams WHERE id = 57",
+    "fact_competitions": "INSERT INTO {schema}.fact_competitions VALUES (2021, 57)",
+}
+
+
+@pytest.mark.parametrize("table", list(DUPLICATES))
+def test_key_unique_fails_on_a_duplicate_key(
+    table: str,
+    built: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse: Warehouse,
+) -> None:
+    assert run_check(built, instance, table, f"{table}_key_unique").passed
+    rows = warehouse.count_rows(table)
+
+    behind_the_pipelines_back(warehouse, drop_constraints(warehouse, table, "p"), DUPLICATES[table])
+
+    evaluation = run_check(built, instance, table, f"{table}_key_unique")
+    assert evaluation.passed is False
+    assert evaluation.blocking is True  # it keeps the report from being written from it
+    assert values(evaluation) == {"rows": rows + 1, "duplicate_keys": 1}
+
+
+def test_references_resolve_fails_on_orphans(
+    built: dg.Definitions, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> None:
+    name = "fact_competitions_references_resolve"
+    assert run_check(built, instance, "fact_competitions", name).passed
+
+    behind_the_pipelines_back(
+        warehouse,
+        drop_constraints(warehouse, "fact_competitions", "f"),
+        "INSERT INTO {schema}.fact_competitions VALUES (2021, 999999), (999998, 57), "
+        "(999998, 999999)",
+    )
+
+    evaluation = run_check(built, instance, "fact_competitions", name)
+    assert evaluation.passed is False and evaluation.blocking is True
+    assert values(evaluation) == {"orphan_competitions": 2, "orphan_teams": 2}
+
+
+def edit_summary(output_dir: Path, edit: str) -> None:
+    path = output_dir / "summary.csv"
+    lines = path.read_bytes().decode("utf-8").split("\r\n")
+    header, rows = lines[0], [line for line in lines[1:] if line]
+    if edit == "missing":
+        rows = rows[1:]
+    elif edit == "repeated":
+        rows = [*rows, rows[0]]
+    else:  # unexpected
+        rows = [*rows, "999999,XX,Nowhere League,0"]
+    path.write_bytes("\r\n".join([header, *rows, ""]).encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ("missing", {"csv_rows": 12, "missing": "2001", "unexpected": "none", "repeated_rows": 0}),
+        ("repeated", {"csv_rows": 14, "missing": "none", "unexpected": "none", "repeated_rows": 1}),
+        (
+            "unexpected",
+            {"csv_rows": 14, "missing": "none", "unexpected": "999999", "repeated_rows": 0},
+        ),
+    ],
+)
+def test_summary_has_every_competition_fails_on_an_edited_csv(
+    edit: str,
+    expected: dict[str, Any],
+    built: dg.Definitions,
+    instance: dg.DagsterInstance,
+    output_dir: Path,
+) -> None:
+    name = "summary_has_every_competition"
+    assert run_check(built, instance, "summary_csv", name).passed
+
+    edit_summary(output_dir, edit)
+
+    evaluation = run_check(built, instance, "summary_csv", name)
+    assert evaluation.passed is False
+    assert values(evaluation) == {**expected, "competitions": 13}
