@@ -1,11 +1,15 @@
 """The Dagster UI as its users use it, in a real Chromium driven by Playwright.
 
-`dagster dev` runs on a free loopback port against a temporary DAGSTER_HOME and the session's
-PostgreSQL; the browser does what a user does: reads the asset graph, materializes
-`raw_competitions` (which registers the `competitions` partitions), one partition of
-`raw_teams`, then "Materialize all"; it reads the summary's metadata and summary_csv's lineage.
-Screenshots land in test-output/; FOOTBALL_UPDATE_DOCS_IMAGES=1 also refreshes the README's
-docs/images/asset-graph.png.
+`dagster dev` runs on a free loopback port against a fresh instance (temporary DAGSTER_HOME,
+XDG_STATE_HOME and output folder, a fresh schema in the session's PostgreSQL); the browser does
+what a new user does first and nothing before it: "Materialize all" -> All -> "Launch backfill".
+That click works only because `competition_partitions_sensor` (on by default) registered the
+`competitions` partitions on its first tick; the test waits for the button, never registers
+anything itself. It then checks that every asset is materialized (all 13 partitions of
+raw_teams), reads the graph, the checks, the summary's metadata, its freshness (evaluated by the
+daemon's freshness loop) and its lineage. Screenshots land in test-output/;
+FOOTBALL_UPDATE_DOCS_IMAGES=1 also refreshes docs/images/asset-graph.png (the README's) and
+docs/images/summary-freshness.png (docs/ui.md's).
 
 Needs /usr/bin/chromium (`apt-get install chromium`): Playwright's own browser downloads are
 not used. Without it the test skips, except in CI (CI=true), where it fails.
@@ -47,6 +51,7 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "test-output"
 DOCS_GRAPH = REPO / "docs" / "images" / "asset-graph.png"
+DOCS_FRESHNESS = REPO / "docs" / "images" / "summary-freshness.png"
 
 ASSETS = [
     "raw_competitions",
@@ -58,14 +63,24 @@ ASSETS = [
 ]
 PARTITION_COUNT = 13  # competitions in the bundled snapshot
 ZERO_TEAMS = "Campeonato Brasileiro Série A"  # competition 2013: no teams in the snapshot
+WARNED_FRESHNESS = "Warns if more than 26 hours since last materialization"
+# The UI shows the 50 h fail window rounded to whole days.
+FAILED_FRESHNESS = "Fails if more than 2 days since last materialization"
 SERVER_START_TIMEOUT = 120.0
-RUN_TIMEOUT = 150.0  # a backfill needs a few 30 s ticks of the backfill daemon
+# From the code location loaded (the daemon starts with it): the partitions sensor ticks at
+# once, then every 30 s; three ticks, so a busy machine does not fail the test.
+SENSOR_TIMEOUT = 90.0
+# A backfill needs three 30 s ticks of the backfill daemon (raw_competitions, raw_teams, the
+# rest); with room for a busy machine.
+RUN_TIMEOUT = 240.0
+# The daemon evaluates freshness every 30 s (Dagster's FRESHNESS_DAEMON_INTERVAL_SECONDS).
+FRESHNESS_TIMEOUT = 90.0
 UI_TIMEOUT_MS = 30_000
 # Wide enough that the graph, zoomed to fit, draws full asset cards (kinds, owner, description).
 GRAPH_VIEWPORT: ViewportSize = {"width": 1920, "height": 1080}
 TALL_VIEWPORT: ViewportSize = {"width": 1600, "height": 2200}  # the summary, whole
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 T = TypeVar("T")
 
@@ -82,11 +97,13 @@ def _free_port() -> int:
 
 @dataclass
 class DagsterDev:
-    """A running `dagster dev`: its URL, its log and its process group."""
+    """A running `dagster dev`: its URL, its log, its process group and when it started."""
 
     url: str
     log: Path
     process: subprocess.Popen[bytes]
+    started: float  # time.monotonic() when the process was started
+    ready: float = 0.0  # time.monotonic() when its code location had loaded
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log.read_text(encoding="utf-8", errors="replace")
@@ -146,7 +163,13 @@ def wait_for(
 
 @pytest.fixture
 def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev]:
-    """`dagster dev` on a free loopback port, a fresh instance, the session's PostgreSQL."""
+    """`dagster dev` on a free loopback port, a fresh instance, the session's PostgreSQL.
+
+    Fresh means nothing of a user's: no runs, no registered partitions, no request budget
+    state (XDG_STATE_HOME), no summary, an empty schema. Only the instance's run queue is
+    tuned; sensors, the backfill daemon and freshness keep Dagster's defaults, as a user has
+    them.
+    """
     home = tmp_path / "dagster_home"
     home.mkdir()
     # The daemon's 5 s queue poll, shortened: the test waits on every run it launches.
@@ -161,10 +184,12 @@ def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("FOOTBALL_", "DAGSTER_")) and name != "DATABASE_URL"
+        if not name.startswith(("FOOTBALL_", "DAGSTER_"))
+        and name not in {"DATABASE_URL", "XDG_STATE_HOME", "FRESHNESS_DAEMON_INTERVAL_SECONDS"}
     }
     env.update(
         DAGSTER_HOME=str(home),
+        XDG_STATE_HOME=str(tmp_path / "state"),
         DATABASE_URL=pg_url,
         FOOTBALL_DB_SCHEMA=schema,
         FOOTBALL_OUTPUT_DIR=str(tmp_path / "output"),
@@ -183,6 +208,7 @@ def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev
         "-w",
         str(REPO / "workspace.yaml"),
     ]
+    started = time.monotonic()
     with log.open("wb") as log_file:
         # cwd outside the repo: no developer's .env (API key, database) leaks into the test.
         process = subprocess.Popen(
@@ -193,7 +219,7 @@ def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = DagsterDev(url=f"http://127.0.0.1:{port}", log=log, process=process)
+    server = DagsterDev(url=f"http://127.0.0.1:{port}", log=log, process=process, started=started)
     try:
 
         def loaded() -> bool | None:
@@ -208,6 +234,7 @@ def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev
             return True if entries and entries[0]["loadStatus"] == "LOADED" else None
 
         wait_for("the code location to load", loaded, server, SERVER_START_TIMEOUT)
+        server.ready = time.monotonic()
         yield server
     finally:
         server.stop()
@@ -236,18 +263,6 @@ def no_failed_runs(server: DagsterDev) -> list[dict[str, Any]]:
             f"{server.url}/runs/{failed[0]['runId']}\n{server.log_tail()}"
         )
     return found
-
-
-def wait_for_run(server: DagsterDev, what: str, match: Callable[[dict[str, Any]], bool]) -> str:
-    """Wait until a run matching `match` succeeded; fail at once if any run failed."""
-
-    def succeeded() -> str | None:
-        for run in no_failed_runs(server):
-            if match(run) and run["status"] == "SUCCESS":
-                return str(run["runId"])
-        return None
-
-    return wait_for(what, succeeded, server)
 
 
 BACKFILL_QUERY = """
@@ -312,9 +327,88 @@ def browser_page(tmp_path: Path) -> Iterator[Page]:
             context.close()
 
 
-def materialize_button(page: Page) -> Locator:
-    """The asset page's primary button: "Materialize" or, if partitioned, "Materialize…"."""
-    return page.get_by_role("button").filter(has_text=re.compile(r"^Materialize(…)?$")).first
+SENSOR_QUERY = """
+{ sensorOrError(sensorSelector: {repositoryName: "__repository__",
+    repositoryLocationName: "football_assets", sensorName: "competition_partitions_sensor"}) {
+    ... on Sensor { sensorState { status ticks(limit: 3) { status skipReason
+        error { message } } } } }
+  assetNodes(assetKeys: [{path: ["raw_teams"]}]) { partitionKeysByDimension { partitionKeys } } }
+"""
+
+
+def partitions_sensor_report(server: DagsterDev) -> str:
+    """What a failing first click needs explained: the sensor's state and the partitions."""
+    data = server.graphql(SENSOR_QUERY)
+    state = data["sensorOrError"].get("sensorState") or {}
+    keys = [
+        k for d in data["assetNodes"][0]["partitionKeysByDimension"] for k in d["partitionKeys"]
+    ]
+    return (
+        f"competition_partitions_sensor is {state.get('status')}, its last ticks: "
+        f"{state.get('ticks')}; registered competitions: {keys or 'none'}"
+    )
+
+
+def launch_materialize_all(page: Page, server: DagsterDev) -> tuple[int, float]:
+    """The user's first click: "Materialize all" -> All -> "Launch backfill".
+
+    Dagster preselects no partitions and keeps "Launch backfill" disabled until some are
+    picked; "All" picks every registered one. On a fresh instance only the partitions sensor
+    registers them, so the dialog is reopened (the graph reloaded, as a user would) until its
+    tick has: it never is by the test. Returns the attempts it took and the seconds from
+    `dagster dev` starting to the button seen enabled.
+    """
+    deadline = server.ready + SENSOR_TIMEOUT
+    attempts = 0
+    while True:
+        attempts += 1
+        page.goto(f"{server.url}/asset-groups")
+        page.get_by_role("button", name="Materialize all").click()
+        dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+        expect(dialog.get_by_text("Partition selection")).to_be_visible()
+        launch = dialog.get_by_role("button", name="Launch backfill")
+        selected = dialog.get_by_text(f"{PARTITION_COUNT} partitions selected", exact=True)
+        # A click before the partition keys arrived selects nothing: click again.
+        for _ in range(3):
+            dialog.get_by_role("button", name="All", exact=True).click()
+            with contextlib.suppress(AssertionError):
+                expect(selected).to_be_visible(timeout=3_000)
+                break
+        if selected.is_visible() and launch.is_enabled():
+            enabled_after = time.monotonic() - server.started
+            break
+        if time.monotonic() > deadline or server.process.poll() is not None:
+            page.screenshot(path=OUTPUT / "materialize-all-disabled.png")
+            pytest.fail(
+                f'"Launch backfill" did not enable with all {PARTITION_COUNT} competitions '
+                f"within {SENSOR_TIMEOUT:.0f} s of `dagster dev` loading the code location: "
+                f"{partitions_sensor_report(server)}\n{server.log_tail()}"
+            )
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_be_hidden()
+        time.sleep(2)  # between attempts: the sensor ticks every 30 s
+    page.screenshot(path=OUTPUT / "materialize-all.png")
+    launch.click()
+    expect(page.get_by_text(re.compile("^Created backfill"))).to_be_visible()
+    return attempts, enabled_after
+
+
+def freshness_status(page: Page) -> Locator:
+    """The "Freshness policy" cell of the asset overview's Status row: label and state."""
+    return page.get_by_text("Freshness policy", exact=True).first.locator("xpath=..")
+
+
+def reload_until(page: Page, what: str, condition: Locator, timeout: float) -> None:
+    """Reload the page (its refresh, as a user would) until `condition` is visible."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(AssertionError):
+            expect(condition).to_be_visible(timeout=5_000)
+            return
+        if time.monotonic() > deadline:
+            page.screenshot(path=OUTPUT / "last-wait.png")
+            pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}")
+        page.reload()
 
 
 def expand_graph(page: Page) -> None:
@@ -381,11 +475,13 @@ def graph_node(page: Page, name: str) -> Locator:
     return page.get_by_text(name, exact=True).last
 
 
-def test_materialize_from_the_browser_and_read_the_lineage(
+def test_first_click_materializes_everything_and_freshness_shows(
     dagster_dev: DagsterDev, browser_page: Page
 ) -> None:
     page, server = browser_page, dagster_dev
     started = time.monotonic()
+    # Fresh: nothing ran, so whatever registers the partitions below is not a run of ours.
+    assert runs(server) == [], "the instance is not fresh"
 
     # 1. The asset graph: three layers left to right, every asset with kind, owner, description.
     page.goto(f"{server.url}/asset-groups")
@@ -412,54 +508,16 @@ def test_materialize_from_the_browser_and_read_the_lineage(
     ), x
     assert x["raw_teams"] < x["dim_teams"], x
 
-    # 2. Materialize raw_competitions: it registers one raw_teams partition per competition.
-    page.goto(f"{server.url}/assets/raw_competitions")
-    materialize_button(page).click()
-    expect(page.get_by_text(re.compile("^Launched run"))).to_be_visible()
-    wait_for_run(
-        server, "raw_competitions to materialize", lambda r: "raw_competitions" in r["assets"]
-    )
-    page.reload()  # as a user would: the overview does not refetch materialization metadata
-    expect(page.get_by_text("partitions_added", exact=True)).to_be_visible()
-    expect(page.get_by_text("snapshot", exact=True).first).to_be_visible()
+    # 2. Never materialized: the summary's freshness policy is shown, not yet evaluated.
+    page.goto(f"{server.url}/assets/summary_csv")
+    expect(freshness_status(page)).to_have_text(re.compile(r"Not evaluated$"))
+    expect(page.get_by_text("No materializations", exact=True)).to_be_visible()
+    expect(page.get_by_text(WARNED_FRESHNESS, exact=True)).to_be_visible()
+    expect(page.get_by_text(FAILED_FRESHNESS, exact=True)).to_be_visible()
 
-    # 3. One partition, from raw_teams' Partitions tab: the zero-team competition.
-    page.goto(f"{server.url}/assets/raw_teams?view=partitions&partition=2013")
-    # Every competition is a partition, listed by id.
-    expect(page.get_by_text(f"{PARTITION_COUNT} Partitions Selected")).to_be_visible()
-    for key in ("2000", "2013", "2152"):
-        expect(page.get_by_text(key, exact=True).first).to_be_visible()
-    materialize_button(page).click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
-    dialog.get_by_role("button", name="Launch 1 run").click()
-    wait_for_run(
-        server,
-        "raw_teams partition 2013 to materialize",
-        lambda r: r["tags"].get("dagster/partition") == "2013",
-    )
-    page.reload()
-    expect(page.get_by_text("team_count", exact=True)).to_be_visible()
-    expect(page.get_by_text(ZERO_TEAMS, exact=True).first).to_be_visible()
-    page.screenshot(path=OUTPUT / "raw-teams-partition.png")
-
-    # 4. "Materialize all" from the graph: a backfill of every partition; the rest follows.
+    # 3. The first click, and nothing before it: "Materialize all" -> All -> "Launch backfill".
     before = time.time()
-    page.goto(f"{server.url}/asset-groups")
-    page.get_by_role("button", name="Materialize all").click()
-    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
-    # Dagster makes the user pick the partitions (nothing is preselected): all of them.
-    expect(dialog.get_by_text("Partition selection")).to_be_visible()
-    selected = dialog.get_by_text(f"{PARTITION_COUNT} partitions", exact=True).first
-    for _ in range(3):  # a click before the partition keys arrived selects nothing: again
-        dialog.get_by_role("button", name="All", exact=True).click()
-        with contextlib.suppress(AssertionError):
-            expect(selected).to_be_visible(timeout=5_000)
-            break
-    expect(selected).to_be_visible()
-    dialog.get_by_role("button", name="Launch backfill").click()
-    expect(page.get_by_text(re.compile("^Created backfill"))).to_be_visible()
-
+    attempts, enabled_after = launch_materialize_all(page, server)
     backfill_id = wait_for(
         "the backfill to be created",
         lambda: next(
@@ -478,7 +536,8 @@ def test_materialize_from_the_browser_and_read_the_lineage(
     outcome = wait_for(
         f"backfill {backfill_id} to finish", lambda: backfill_outcome(server, backfill_id), server
     )
-    # Partitioned raw_teams and the unpartitioned assets, all in the one backfill.
+    # Partitioned raw_teams (each partition reported by the asset itself) and the unpartitioned
+    # assets, the three tables from their one step, all in the one backfill.
     assert outcome == {
         "status": "COMPLETED_SUCCESS",
         **{name: True for name in ASSETS},
@@ -489,6 +548,15 @@ def test_materialize_from_the_browser_and_read_the_lineage(
     expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
     expect(page.get_by_text("100% completed")).to_have_count(len(ASSETS))
 
+    # 4. raw_teams' partitions: every competition, by id; 2013's metadata names it.
+    page.goto(f"{server.url}/assets/raw_teams?view=partitions&partition=2013")
+    expect(page.get_by_text(f"{PARTITION_COUNT} Partitions Selected")).to_be_visible()
+    for key in ("2000", "2013", "2152"):
+        expect(page.get_by_text(key, exact=True).first).to_be_visible()
+    expect(page.get_by_text("team_count", exact=True)).to_be_visible()
+    expect(page.get_by_text(ZERO_TEAMS, exact=True).first).to_be_visible()
+    page.screenshot(path=OUTPUT / "raw-teams-partition.png")
+
     # The zero-team competition is a WARN of raw_teams' check, naming it.
     page.goto(f"{server.url}/assets/raw_teams?view=checks")
     expect(page.get_by_text(f"Zero teams: {ZERO_TEAMS} (2013)")).to_be_visible()
@@ -496,6 +564,10 @@ def test_materialize_from_the_browser_and_read_the_lineage(
     # 5. summary_csv's metadata: the summary itself, as markdown, zero-team competition included.
     page.set_viewport_size(TALL_VIEWPORT)
     page.goto(f"{server.url}/assets/summary_csv")
+    # What a user sees first, minutes after the click (for the log: it depends on when the
+    # daemon's 30 s freshness loop last ran).
+    expect(freshness_status(page)).to_have_text(re.compile(r"^Freshness policy\s*\S"))
+    first_seen = freshness_status(page).inner_text().replace("Freshness policy", "").strip()
     metadata = page.get_by_text("zero_team_competitions", exact=True)
     expect(metadata).to_be_visible()
     expect(page.get_by_text(f"{ZERO_TEAMS} (2013)", exact=True)).to_be_visible()
@@ -506,9 +578,26 @@ def test_materialize_from_the_browser_and_read_the_lineage(
     )
     expect(summary_table.last).to_be_visible()
     expect(summary_table.last.get_by_text(ZERO_TEAMS, exact=True)).to_be_visible()
-    page.screenshot(path=OUTPUT / "summary-metadata.png")
 
-    # 6. The lineage of summary_csv: the whole upstream chain, back to the raw API answers.
+    # 6. Its freshness: "Passing" once the daemon evaluated the new materialization (every
+    # 30 s; until then the UI still says "Not evaluated").
+    reload_until(
+        page,
+        "summary_csv's freshness to show Passing",
+        freshness_status(page).filter(has_text=re.compile(r"Passing$")),
+        FRESHNESS_TIMEOUT,
+    )
+    expect(page.get_by_text(re.compile(r"^Last materialized .+ ago$"))).to_be_visible()
+    expect(page.get_by_text(WARNED_FRESHNESS, exact=True)).to_be_visible()
+    expect(page.get_by_text(FAILED_FRESHNESS, exact=True)).to_be_visible()
+    page.screenshot(path=OUTPUT / "summary-metadata.png")
+    # The top of the page: the Status row and the Freshness policy panel, for docs/ui.md.
+    page.screenshot(
+        path=OUTPUT / "summary-freshness.png",
+        clip={"x": 0, "y": 0, "width": TALL_VIEWPORT["width"], "height": 900},
+    )
+
+    # 7. The lineage of summary_csv: the whole upstream chain, back to the raw API answers.
     page.set_viewport_size(GRAPH_VIEWPORT)
     page.get_by_role("tab", name="Lineage").click()
     page.get_by_role("button", name="Upstream").click()
@@ -521,7 +610,7 @@ def test_materialize_from_the_browser_and_read_the_lineage(
     zoom_out_to_show(page, "raw_competitions", "summary_csv")
     page.screenshot(path=OUTPUT / "summary-lineage.png")
 
-    # 7. The graph again, now materialized: the screenshot the README shows.
+    # 8. The graph again, now materialized: the screenshot the README shows.
     page.goto(f"{server.url}/asset-groups")
     expand_graph(page)
     wait_for_materialized_graph(page)
@@ -529,5 +618,10 @@ def test_materialize_from_the_browser_and_read_the_lineage(
     if os.environ.get("FOOTBALL_UPDATE_DOCS_IMAGES") == "1":
         DOCS_GRAPH.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(OUTPUT / "asset-graph.png", DOCS_GRAPH)
+        shutil.copyfile(OUTPUT / "summary-freshness.png", DOCS_FRESHNESS)
 
-    print(f"browser test: {time.monotonic() - started:.0f} s in the UI")
+    print(
+        f"browser test: {time.monotonic() - started:.0f} s in the UI; 'Launch backfill' "
+        f"enabled at try {attempts}, {enabled_after:.0f} s after `dagster dev` started; "
+        f"summary_csv's freshness right after the backfill: {first_seen}"
+    )
