@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
-from football_assets import settings
+from football_assets import progress, settings
 from football_assets.definitions import build_football_api
 from football_assets.payloads import PayloadError, parse_teams
 from football_assets.resources.api import LiveFootballDataApi
@@ -236,6 +237,79 @@ def test_a_body_that_is_never_json_names_the_partition(
         "(Content-Type 'text/html; charset=utf-8', 24 bytes) (raw_teams partition 2021). "
         "Gave up after "
     )
+
+
+@contextmanager
+def unanswered_connects() -> Iterator[str]:
+    """A base URL whose connections never complete: a listening socket whose accept queue is
+    full and never drained, so the kernel drops further SYNs, as a firewall or a hung host
+    would. Only the connect timeout can end such an attempt."""
+    server = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        address = server.getsockname()
+        for _ in range(4):  # more than the queue holds; the rest are left half-open
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            fillers.append(filler)
+        with pytest.raises(TimeoutError):  # the queue is full: a connect really hangs
+            socket.create_connection(address, timeout=0.2).close()
+        yield f"http://{address[0]}:{address[1]}/v4"
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+def test_the_connect_timeout_ends_a_connection_that_never_completes(limiter_dir: Path) -> None:
+    with unanswered_connects() as base_url:
+        api = LiveFootballDataApi(
+            api_key=TEST_KEY,
+            base_url=base_url,
+            rate_window_seconds=TEST_WINDOW,
+            connect_timeout_seconds=0.2,
+            read_timeout_seconds=30.0,
+            max_retry_seconds=0.5,
+            backoff_seconds=0.02,
+            budget_state_dir=str(limiter_dir),
+        )
+        with pytest.raises(FootballDataTransientError) as failed:
+            api.fetch_competitions()
+
+    message = str(failed.value)
+    assert message.startswith(
+        f"GET /competitions: no connection to {base_url} within 0.2 s "
+        "(FOOTBALL_DATA_CONNECT_TIMEOUT). Gave up after "
+    ), message
+    assert message.endswith(
+        "(FOOTBALL_DATA_MAX_RETRY_SECONDS=0.5); re-run when the API is reachable."
+    )
+
+
+def test_backoff_doubles_with_jitter_of_at_most_one_base(
+    api_double: FootballApiDouble, limiter_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = 0.05
+    api = live_api(api_double, limiter_dir, backoff_seconds=base, read_timeout_seconds=0.5)
+    api_double.inject(r"/competitions$", Fault.status(503), times=5)
+    caplog.set_level(logging.INFO, logger=api_logger.name)
+
+    response = api.fetch_competitions()
+
+    assert response.attempts == 6
+    waits = [
+        event["seconds"]
+        for record in caplog.records
+        if (event := progress.event_of(record)) and event["reason"] == "retry"
+    ]
+    # Attempt n waits base * 2**(n-1), plus up to one base at random.
+    assert len(waits) == 5
+    for attempt, wait in enumerate(waits, start=1):
+        low = base * 2 ** (attempt - 1)
+        assert low <= wait <= low + base, (attempt, waits)
 
 
 # ---- permanent errors: one request, one line ------------------------------------------------

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -177,6 +178,54 @@ def test_readers_never_see_a_partial_object(location: OutputLocation) -> None:
 
 
 # ---- local ----------------------------------------------------------------------------------
+
+
+# Every file opened and every rename in this process, while a test listens. Audit hooks cannot
+# be removed, so one hook is installed once and records only while `_AUDIT["on"]` is set.
+_AUDIT: dict[str, Any] = {"on": False, "opened": [], "renamed": []}
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _AUDIT["on"]:
+        return
+    if event == "open" and isinstance(args[0], str | bytes | os.PathLike):
+        _AUDIT["opened"].append((os.fsdecode(args[0]), args[1], args[2]))
+    elif event == "os.rename":
+        _AUDIT["renamed"].append((os.fsdecode(args[0]), os.fsdecode(args[1])))
+
+
+sys.addaudithook(_audit)
+
+
+def writes(mode: str | None, flags: int) -> bool:
+    if mode is not None:
+        return any(c in mode for c in "wax+")
+    return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC | os.O_CREAT))
+
+
+def test_local_summary_is_replaced_by_a_rename_never_written_in_place(tmp_path: Path) -> None:
+    """Deterministically, not by racing a reader: the target is never opened for writing, a
+    rename puts the new file in its place, and a reader that had the old file open keeps
+    reading the old file whole."""
+    target = tmp_path / "summary.csv"
+    target.write_bytes(OLD)
+    old_inode = target.stat().st_ino
+    location = OutputLocation(location=str(tmp_path))
+    with target.open("rb") as reader:
+        _AUDIT.update(on=True, opened=[], renamed=[])
+        try:
+            location.write_atomically("summary.csv", NEW)
+        finally:
+            _AUDIT["on"] = False
+        assert reader.read() == OLD
+
+    written = [(path, mode) for path, mode, flags in _AUDIT["opened"] if writes(mode, flags)]
+    assert written, "the new file was written somewhere"
+    assert all(Path(path).resolve() != target for path, _ in written), written
+    ((source, destination),) = _AUDIT["renamed"]
+    assert Path(destination).resolve() == target and Path(source).parent == tmp_path
+    assert target.stat().st_ino != old_inode
+    assert target.read_bytes() == NEW
 
 
 def test_local_file_is_readable_by_others(tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from football_assets.definitions import build_definitions
 from football_assets.refresh import refresh
+from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
-from football_assets_tests.conftest import read_table
+from football_assets_tests.conftest import live_api, read_table
 from test_support.api_double import ApiData, FootballApiDouble, make_competition, make_team
 
 SAMPLE = Path(__file__).resolve().parents[1] / "football_assets" / "snapshot"
@@ -111,6 +113,38 @@ def test_live_refresh_records_provenance_and_budget(
     assert 0 <= meta["api_requests_available_minute"].value < 10
     assert api_double.refused_count() == 0
     assert read_summary(output_dir) == expected_summary(api_double.data)
+
+
+def test_tables_name_their_relation_and_raw_answers_their_budget_wait(
+    api_double: FootballApiDouble,
+    warehouse: Warehouse,
+    limiter_dir: Path,
+    output_dir: Path,
+    instance: dg.DagsterInstance,
+) -> None:
+    # Five requests per window for fourteen: the budget must make the run wait, twice at least.
+    tight = live_api(api_double, limiter_dir, requests_per_minute=5)
+    refresh(build_definitions(tight, warehouse, OutputLocation(location=str(output_dir))), instance)
+
+    for name in ("dim_competitions", "dim_teams", "fact_competitions"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        meta = event.asset_materialization.metadata  # type: ignore[union-attr]
+        assert meta["dagster/relation_identifier"].value == f"{warehouse.schema}.{name}"
+        assert meta["dagster/row_count"].value == warehouse.count_rows(name)
+        assert [c.name for c in meta["dagster/column_schema"].value.columns] == [
+            c.name for c in warehouse.table(name).columns
+        ]
+    waits = {}
+    for key in instance.get_dynamic_partitions("competitions"):
+        (record,) = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=[key]),
+            limit=1,
+        ).records
+        meta = record.asset_materialization.metadata  # type: ignore[union-attr]
+        waits[key] = meta["rate_limit_wait_seconds"].value
+    assert len(waits) == 13 and waits["2000"] == 0
+    assert sum(wait > 0 for wait in waits.values()) >= 2, waits
+    assert api_double.refused_count() == 0
 
 
 def test_rerun_changes_and_duplicates_nothing(
