@@ -185,9 +185,10 @@ def refresh(
     before anything runs.
     """
     phase = on_phase or (lambda name, info: None)
-    report = RefreshReport(orphans=fail_orphaned_runs(instance))
     known = list(instance.get_dynamic_partitions(PARTITIONS))
+    wanted: list[str] = []
     if competitions is not None:
+        # Checked before anything is written, orphaned runs included: a typo changes nothing.
         wanted = list(dict.fromkeys(str(c) for c in competitions))
         unknown = [c for c in wanted if c not in known]
         if unknown:
@@ -196,6 +197,8 @@ def refresh(
                 f"unknown competition id{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(unknown)}; known: {listing}"
             )
+    report = RefreshReport(orphans=fail_orphaned_runs(instance))
+    if competitions is not None:
         report.partitions = [k for k in known if k in set(wanted)]
     else:
         phase("competitions", {})

@@ -6,12 +6,16 @@ version derives from the raw answers it was built from, the report's from its fi
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
 
-from football_assets.refresh import refresh
+from football_assets.refresh import HOST_TAG, PID_TAG, STARTED_TAG, UnknownCompetitions, refresh
 from football_assets.resources.warehouse import Warehouse
 from football_assets.staleness import WAREHOUSE_RUN
 
@@ -110,3 +114,50 @@ def test_force_rebuilds_unchanged_data(
     forced = refresh(snapshot_defs, instance, force=True, echo=lambda _: None)
 
     assert forced.skipped is None and len(forced.run_ids) == 3
+
+
+def test_phases_are_reported_in_order(
+    snapshot_defs: dg.Definitions, instance: dg.DagsterInstance, output_dir: Path
+) -> None:
+    seen: list[tuple[str, dict]] = []
+    refresh(snapshot_defs, instance, echo=lambda _: None, on_phase=lambda n, i: seen.append((n, i)))
+    assert [name for name, _ in seen] == ["competitions", "teams", "warehouse", "done"]
+    assert seen[1][1] == {"total": 13}
+
+    seen.clear()
+    refresh(
+        snapshot_defs,
+        instance,
+        competitions=["2021", "2014"],
+        force=True,
+        echo=lambda _: None,
+        on_phase=lambda n, i: seen.append((n, i)),
+    )
+    # The competition list is kept as stored: no "competitions" phase, two teams to fetch.
+    assert [name for name, _ in seen] == ["teams", "warehouse", "done"]
+    assert seen[0][1] == {"total": 2}
+
+
+def test_unknown_competitions_change_nothing_not_even_a_dead_refreshs_run(
+    snapshot_defs: dg.Definitions, instance: dg.DagsterInstance, output_dir: Path
+) -> None:
+    refresh(snapshot_defs, instance, echo=lambda _: None)
+    # A run a killed refresh on this host left "started" (its process is gone).
+    dead = instance.add_run(
+        DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=make_new_run_id(),
+            status=dg.DagsterRunStatus.STARTED,
+            tags={HOST_TAG: socket.gethostname(), PID_TAG: "999999999", STARTED_TAG: "1"},
+        )
+    )
+    runs = instance.get_runs_count()
+
+    with pytest.raises(UnknownCompetitions, match=r"unknown competition id 9999; known: 2000, "):
+        refresh(snapshot_defs, instance, competitions=["9999"], echo=lambda _: None)
+
+    assert instance.get_runs_count() == runs
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.STARTED
+    # A refresh that does run marks it failed, as before.
+    refresh(snapshot_defs, instance, competitions=["2021"], echo=lambda _: None)
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
