@@ -115,3 +115,14 @@ def json_stdout_handler(stream: TextIO | None = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(DagsterJsonFormatter())
     return handler
+
+
+CLI_LOGGER = "football_assets.cli"
+
+
+def json_line(message: str, level: int = logging.INFO, **fields: Any) -> str:
+    """One line the CLI itself prints in JSON mode, shaped like the runs' lines (`timestamp`,
+    `level`, `logger`, `message`, plus `fields`), so stdout is JSON lines throughout."""
+    record = logging.LogRecord(CLI_LOGGER, level, __file__, 0, message, None, None)
+    record.__dict__.update(fields)
+    return DagsterJsonFormatter().format(record)

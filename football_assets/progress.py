@@ -3,18 +3,28 @@
 The API client and the ingestion assets log ordinary records (readable in the run's event log)
 and attach a `football_progress` dict to the ones a progress display needs: each wait for the
 request budget (how long, why, before which request) and each competition fetched (n of N).
-A display is a `logging.Handler` on the `football_assets` logger that reads that attribute;
-without one, the attribute costs nothing. Runs execute in the refreshing process, so its
-handlers see every record as it is logged.
+A display is a `logging.Handler` on the loggers in `LOGGERS` that reads that attribute with
+`event_of`; without one, the attribute costs nothing. Runs execute in the refreshing process,
+so its handlers see every record as it is logged.
+
+`fetched` records are DEBUG on `LOGGER`, below the INFO the instance's python_logs keep, so they
+never fill the event log; a display sets that logger to DEBUG and reads them itself.
+
+`RequestForecast` turns what a display saw (requests sent, the budget) into an ETA.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ATTRIBUTE = "football_progress"
 LOGGER = "football_assets.progress"
+# Where the events are logged: the assets' own loggers, and the API client's, which logs
+# through Dagster's (`dg.get_dagster_logger("football_assets.api")`) so runs capture it.
+LOGGERS = ("football_assets", "dagster.builtin.football_assets")
 
 WaitReason = Literal["budget", "server", "retry"]
 
@@ -53,3 +63,66 @@ def fetched(
             }
         },
     )
+
+
+def event_of(record: logging.LogRecord) -> dict[str, Any] | None:
+    """The progress event a record carries, or None."""
+    event = getattr(record, ATTRIBUTE, None)
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+@dataclass
+class RequestForecast:
+    """When the remaining requests of a refresh will have been sent, given the request budget.
+
+    The budget admits `limit` requests in any `window_seconds` (plus `margin`), so request i+limit
+    leaves no earlier than a window after request i; between requests the refresh also spends
+    its own time (parsing, bookkeeping), measured as the median gap between requests that did
+    not wait. The forecast replays that rule from the requests seen so far. `limit=None` is the
+    offline snapshot: no budget, only the refresh's own pace.
+    """
+
+    limit: int | None
+    window_seconds: float
+    margin: float = 0.0
+    sent: deque[float] = field(default_factory=deque)  # monotonic times, at most `limit` kept
+    _gaps: list[float] = field(default_factory=list)
+    _last: float | None = None
+    _waited: bool = False
+
+    def request_sent(self, at: float) -> None:
+        if self._last is not None and not self._waited:
+            self._gaps.append(at - self._last)
+            del self._gaps[:-50]  # the recent pace is the one that matters
+        self._last, self._waited = at, False
+        self.sent.append(at)
+        while self.limit is not None and len(self.sent) > self.limit:
+            self.sent.popleft()
+
+    def waited(self) -> None:
+        """The next request waits for the budget: its gap is not the refresh's own pace."""
+        self._waited = True
+
+    def pace(self) -> float:
+        gaps = sorted(self._gaps)
+        return gaps[len(gaps) // 2] if gaps else 0.0
+
+    def finish_time(self, remaining: int, now: float, not_before: float = 0.0) -> float:
+        """The monotonic time the last of `remaining` requests leaves (now when none remain).
+        `not_before`: a wait in progress ends then, so nothing leaves earlier."""
+        if remaining <= 0:
+            return now
+        pace = self.pace()
+        interval = self.window_seconds + self.margin
+        window = deque(self.sent)
+        at = max(now, not_before)
+        previous = self._last
+        for _ in range(remaining):
+            if previous is not None:
+                at = max(at, previous + pace)
+            if self.limit is not None and len(window) >= self.limit:
+                at = max(at, window[0] + interval)
+                window.popleft()
+            window.append(at)
+            previous = at
+        return at

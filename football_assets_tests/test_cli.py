@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import csv
-import os
+import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
-from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW
+from football_assets.resources.warehouse import Warehouse
+from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW, read_table
 from test_support.api_double import FootballApiDouble
+from test_support.cli_runs import CLI, cli, live_env, user_env
 
-
-def user_env(**extra: str) -> dict[str, str]:
-    """The user's environment without any football/Dagster settings, plus `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FOOTBALL_") and k not in {"DATABASE_URL", "DAGSTER_HOME"}
-    }
-    env.update(extra)
-    return env
-
-
-def cli(
-    *args: str, cwd: Path, env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "football_assets.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+TABLES = ["dim_competitions", "dim_teams", "fact_competitions"]
 
 
 @pytest.fixture
@@ -66,10 +46,23 @@ def test_refresh_runs_offline_out_of_the_box(workdir: Path) -> None:
     # The runs are in the instance the user will open with `dagster dev`.
     assert (workdir / ".dagster_home").is_dir()
     assert (workdir / ".football" / "pgdata" / "PG_VERSION").exists()
+    # That instance got its dagster.yaml: the project's JSON handler, run monitoring, and a
+    # word on telemetry, which is left to the user.
+    yaml = (workdir / ".dagster_home" / "dagster.yaml").read_text(encoding="utf-8")
+    assert "football_assets.log_format.json_stdout_handler" in yaml
+    assert "run_monitoring:\n  enabled: true" in yaml and "# telemetry:" in yaml
+    assert "telemetry" in out  # said once, where it can be set
+    # Dagster's notices and event log lines are in a file, not interleaved with the display.
+    assert result.stderr == ""
+    assert " - dagster - " not in out
+    log = Path(out.split("Dagster's log of this refresh: ")[1].splitlines()[0])
+    assert log.parent == workdir / ".dagster_home" / "refresh_logs"
+    assert "raw_teams - Stored 13 raw_teams answers" in log.read_text(encoding="utf-8")
 
     again = cli("refresh", cwd=workdir, env=user_env())
     assert again.returncode == 0, again.stderr
     assert summary.read_text(encoding="utf-8").count("\n") == 14
+    assert "telemetry" not in again.stdout  # once: the file exists now
 
 
 def test_bad_key_fails_with_one_line_and_no_key(
@@ -112,3 +105,182 @@ def test_unreachable_database_fails_with_one_line(workdir: Path) -> None:
     assert line.count("\n") == 0, result.stderr
     assert "PostgreSQL" in line and "unavailable" in line and "DATABASE_URL" in line
     assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+# ---- --competition, --force -----------------------------------------------------------------
+
+
+def fact_rows(warehouse: Warehouse) -> dict[int, set[int]]:
+    """Team ids per competition in fact_competitions."""
+    found: dict[int, set[int]] = {}
+    for row in read_table(warehouse, "fact_competitions"):
+        found.setdefault(row["competition_id"], set()).add(row["team_id"])
+    return found
+
+
+def raw_answers(warehouse: Warehouse) -> dict[str, int]:
+    """How many raw answers are stored per partition ("" is the competition list)."""
+    rows = warehouse.query(
+        "SELECT partition_key, count(*) AS n FROM {schema}.raw_responses GROUP BY partition_key"
+    )
+    return {r["partition_key"]: r["n"] for r in rows}
+
+
+def run_count(home: Path) -> int:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return instance.get_runs_count()
+
+
+def run_ids(stdout: str) -> list[str]:
+    done = next(line for line in stdout.splitlines() if line.startswith("Done in "))
+    return done.split(", runs ", 1)[1].split(", ")
+
+
+def test_one_competition_changes_only_its_rows(
+    tmp_path: Path,
+    api_double: FootballApiDouble,
+    pg_url: str,
+    schema: str,
+    warehouse: Warehouse,
+) -> None:
+    env = live_env(
+        api_double.base_url,
+        TEST_KEY,
+        limit=TEST_LIMIT,
+        window_seconds=TEST_WINDOW,
+        pg_url=pg_url,
+        schema=schema,
+        home=tmp_path,
+    )
+    first = cli("refresh", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    before, answers = fact_rows(warehouse), raw_answers(warehouse)
+    # The API changes two competitions; only one is refreshed.
+    left_2021, left_2014 = sorted(before[2021])[0], sorted(before[2014])[0]
+    api_double.data.remove_team(2021, left_2021)
+    api_double.data.remove_team(2014, left_2014)
+    served = api_double.count()
+
+    one = cli("refresh", "--competition", "2021", cwd=tmp_path, env=env)
+
+    assert one.returncode == 0, one.stderr
+    assert "refreshing competitions 2021 from the live API" in one.stdout
+    assert api_double.count() == served + 1  # GET /competitions/2021/teams, nothing else
+    after = fact_rows(warehouse)
+    assert after[2021] == before[2021] - {left_2021}
+    assert left_2014 in after[2014]  # changed at the API, not refreshed: untouched
+    assert {k: v for k, v in after.items() if k != 2021} == {
+        k: v for k, v in before.items() if k != 2021
+    }
+    assert raw_answers(warehouse) == {**answers, "2021": answers["2021"] + 1}
+    assert ": 1 API request, runs" in one.stdout
+    summary = (tmp_path / "output" / "summary.csv").read_text(encoding="utf-8")
+    assert f"2021,PL,Premier League,{len(before[2021]) - 1}" in summary
+
+
+def test_an_unknown_competition_is_one_line_naming_the_known_ones_and_changes_nothing(
+    tmp_path: Path, pg_url: str, schema: str, warehouse: Warehouse
+) -> None:
+    env = user_env(DATABASE_URL=pg_url, FOOTBALL_DB_SCHEMA=schema)
+    assert cli("refresh", cwd=tmp_path, env=env).returncode == 0
+    tables = {name: read_table(warehouse, name) for name in TABLES}
+    summary = (tmp_path / "output" / "summary.csv").read_bytes()
+    runs = run_count(tmp_path / ".dagster_home")
+
+    result = cli("refresh", "--competition", "2021", "--competition", "9999", cwd=tmp_path, env=env)
+
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert line.count("\n") == 0, result.stderr
+    assert line == (
+        "football-assets: unknown competition id 9999; known: 2000, 2001, 2002, 2003, 2013, "
+        "2014, 2015, 2016, 2017, 2018, 2019, 2021, 2152; nothing was changed"
+    )
+    assert {name: read_table(warehouse, name) for name in TABLES} == tables
+    assert (tmp_path / "output" / "summary.csv").read_bytes() == summary
+    assert run_count(tmp_path / ".dagster_home") == runs  # no run either
+
+
+def test_force_rebuilds_unchanged_data_in_new_runs(
+    tmp_path: Path, pg_url: str, schema: str, warehouse: Warehouse
+) -> None:
+    env = user_env(DATABASE_URL=pg_url, FOOTBALL_DB_SCHEMA=schema)
+    first = cli("refresh", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    tables = {name: read_table(warehouse, name) for name in TABLES}
+    unforced = cli("refresh", cwd=tmp_path, env=env)
+    assert "skipped dim_competitions" in unforced.stdout  # without --force: nothing to rebuild
+
+    forced = cli("refresh", "--force", cwd=tmp_path, env=env)
+
+    assert forced.returncode == 0, forced.stderr
+    assert "skipped" not in forced.stdout
+    runs = run_ids(forced.stdout)
+    assert len(runs) == 3 and not set(runs) & set(run_ids(first.stdout) + run_ids(unforced.stdout))
+    assert {name: read_table(warehouse, name) for name in TABLES} == tables
+    status = json.loads(cli("status", "--json", cwd=tmp_path, env=env).stdout)
+    built = {a["asset"]: a["run_id"] for a in status["assets"]}
+    assert all(built[name] == runs[2] for name in [*TABLES, "summary_csv"])
+
+
+# ---- db -------------------------------------------------------------------------------------
+
+
+def test_db_url_only_reads(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pgdata"
+    stopped = cli("db", "url", cwd=tmp_path, env=user_env(FOOTBALL_EMBEDDED_PGDATA=str(pgdata)))
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.strip() == (
+        f"embedded PostgreSQL in {pgdata} (stopped; `football-assets refresh` starts it)"
+    )
+    assert not pgdata.exists()  # nothing was started, nothing created
+
+    url = "postgresql://football:s3cret-pw@db.example:5432/warehouse"
+    env = user_env(DATABASE_URL=url)
+    assert cli("db", "url", cwd=tmp_path, env=env).stdout.strip() == (
+        "postgresql://football:***@db.example:5432/warehouse"
+    )
+    shown = cli("db", "url", "--show-password", cwd=tmp_path, env=env)
+    assert shown.stdout.strip() == url
+
+
+def test_db_psql_opens_the_warehouse_schema_without_the_password_on_its_command_line(
+    tmp_path: Path, pg_url: str, schema: str, warehouse: Warehouse
+) -> None:
+    warehouse.get_engine()  # the schema and its tables exist
+    env = user_env(DATABASE_URL=pg_url, FOOTBALL_DB_SCHEMA=schema)
+    real = subprocess.run(
+        [*CLI, "db", "psql"],
+        cwd=tmp_path,
+        env=env,
+        input="SELECT count(*) AS tables FROM dim_competitions;\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert real.returncode == 0, real.stderr
+    assert "tables" in real.stdout and "(1 row)" in real.stdout  # found in the search path
+
+    # What psql is given, seen by a stand-in on PATH.
+    fake = tmp_path / "bin" / "psql"
+    fake.parent.mkdir()
+    fake.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$0.args"\n'
+        'printf "%s|%s\\n" "$PGPASSWORD" "$PGOPTIONS" > "$0.env"\n',
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    secret = "s3cret-pw-8c1d"
+    with_password = user_env(
+        DATABASE_URL=f"postgresql://football:{secret}@db.example:5432/warehouse",
+        FOOTBALL_DB_SCHEMA=schema,
+        PATH=f"{fake.parent}:{env['PATH']}",
+    )
+    result = cli("db", "psql", cwd=tmp_path, env=with_password)
+    assert result.returncode == 0, result.stderr
+    args = Path(f"{fake}.args").read_text(encoding="utf-8")
+    assert secret not in args + result.stdout + result.stderr
+    assert "host=db.example" in args and "dbname=warehouse" in args and "user=football" in args
+    assert Path(f"{fake}.env").read_text(encoding="utf-8").strip() == (
+        f"{secret}|-c search_path={schema},public"
+    )

@@ -13,6 +13,7 @@ from football_assets.log_format import DagsterJsonFormatter, json_stdout_handler
 from football_assets.refresh import refresh
 from football_assets.settings import ConfigError
 from football_assets_tests.conftest import TEST_KEY
+from test_support.cli_runs import cli, user_env
 
 TABLES = ["dim_competitions", "dim_teams", "fact_competitions"]
 
@@ -146,3 +147,43 @@ def test_every_materialization_carries_row_count_and_tables_their_schema(
         "competition_name",
         "number_of_teams",
     ]
+
+
+def test_refresh_with_the_json_format_prints_json_lines_only(
+    tmp_path: Path, pg_url: str, schema: str
+) -> None:
+    """FOOTBALL_LOG_FORMAT=json works for `football-assets refresh` as documented: stdout is one
+    JSON object per line, the runs' records with their run and step, then the CLI's summary."""
+    env = user_env(DATABASE_URL=pg_url, FOOTBALL_DB_SCHEMA=schema, FOOTBALL_LOG_FORMAT="json")
+
+    def refresh_lines(*args: str, **extra: str) -> list[dict]:
+        result = cli("refresh", *args, cwd=tmp_path, env={**env, **extra})
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        return [json.loads(line) for line in result.stdout.splitlines()]  # every line parses
+
+    # The default instance: its dagster.yaml carries the JSON handler.
+    lines = refresh_lines()
+    final = lines[-1]
+    assert len(final["run_ids"]) == 3
+    assert final["rows"] == {"dim_competitions": 13, "dim_teams": 226, "fact_competitions": 264}
+    assert final["summary"] == str(tmp_path / "output" / "summary.csv")
+    from_runs = [line for line in lines if "run_id" in line]
+    assert {line["run_id"] for line in from_runs} == set(final["run_ids"])
+    assert {line["step_key"] for line in from_runs} == {
+        "raw_competitions",
+        "raw_teams",
+        "warehouse_tables",
+        "summary_csv",
+    }
+    stored = [line for line in from_runs if line["message"].startswith("Stored 13 raw_teams")]
+    assert len(stored) == 1  # one handler, no duplicates
+    assert all({"timestamp", "level", "logger", "message"} <= set(line) for line in lines)
+
+    # An instance of the user's own, without the project's python_logs: the same lines.
+    mine = tmp_path / "mine"
+    lines = refresh_lines("--force", DAGSTER_HOME=str(mine))
+    from_runs = [line for line in lines if "run_id" in line]
+    assert {line["run_id"] for line in from_runs} == set(lines[-1]["run_ids"])
+    assert len([line for line in from_runs if line["step_key"] == "warehouse_tables"]) == 3
+    assert not (mine / "dagster.yaml").exists()  # never written into the user's instance

@@ -1,0 +1,143 @@
+"""`football-assets`: a thin command line over Dagster's own APIs, against the user's instance.
+
+football-assets refresh [--competition ID ...] [--force] [--verbose]
+                               materialize the graph (every competition, or the named ones)
+football-assets status [--json] what is in the warehouse, how old, from where; changes nothing
+football-assets db stop         stop the embedded PostgreSQL (if one runs)
+football-assets db url          print where the warehouse is (password hidden; never starts it)
+football-assets db psql         open psql on the warehouse, in its schema
+
+This module is the only one of the package besides settings.py that touches the environment: it
+hands it to `settings.load()`, and to psql.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from football_assets.settings import ConfigError, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="football-assets", description=(__doc__ or "").splitlines()[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    refresh = commands.add_parser("refresh", help="materialize every asset, every competition")
+    refresh.add_argument(
+        "--output-dir", help="where summary.csv goes (default $FOOTBALL_OUTPUT_DIR or ./output)"
+    )
+    refresh.add_argument(
+        "--competition",
+        action="append",
+        metavar="ID",
+        help="refresh only this competition's teams and what depends on them (repeatable)",
+    )
+    refresh.add_argument(
+        "--force", action="store_true", help="rebuild the tables and the report even if unchanged"
+    )
+    refresh.add_argument(
+        "--verbose", action="store_true", help="Dagster's log lines on the terminal, not a file"
+    )
+    status = commands.add_parser("status", help="what is in the warehouse and how old it is")
+    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    db = commands.add_parser("db", help="the warehouse database")
+    db.add_argument("action", choices=["stop", "url", "psql"])
+    db.add_argument("--show-password", action="store_true", help="db url: print the password too")
+    return parser
+
+
+def _status(config: Settings, as_json: bool) -> int:
+    from football_assets.cli.status_screen import render
+    from football_assets.status import collect
+
+    result = collect(config)
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print("\n".join(render(result)))
+    return 0
+
+
+def _db(config: Settings, action: str, show_password: bool) -> int:
+    from football_assets.cli import db
+
+    if action == "stop":
+        print(db.stop(config))
+        return 0
+    if action == "url":
+        print(db.url(config, show_password=show_password))
+        return 0
+    argv, extra, note = db.psql_command(config)
+    if note:
+        print(note, flush=True)
+    sys.stdout.flush()
+    os.execve(argv[0], argv, {**os.environ, **extra})  # psql takes over this process
+
+
+def _leave_now(code: int) -> None:
+    """Exit without Python's teardown, which spends most of a second freeing the objects of the
+    Dagster modules status loaded. Safe here: status wrote no file and closed what it opened."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _one_line(exc: Exception) -> str | None:
+    """The line for errors a user can cause and fix; None for bugs (they keep a traceback)."""
+    from football_assets.cli.db import PsqlMissing
+    from football_assets.refresh import RefreshFailed, UnknownCompetitions
+    from football_assets.resources.api_answers import FootballDataError
+    from football_assets.resources.warehouse_errors import WarehouseError
+
+    if isinstance(exc, RefreshFailed):
+        return f"refresh failed at {exc} (run {exc.run_id})"
+    if isinstance(exc, UnknownCompetitions):
+        return f"{exc}; nothing was changed"
+    if isinstance(exc, FootballDataError | WarehouseError | ConfigError | PsqlMissing):
+        return str(exc)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # The same .env that `dagster dev` reads; variables already set win over it.
+    from dotenv import load_dotenv
+
+    load_dotenv(Path.cwd() / ".env", override=False)
+    try:
+        from football_assets.settings import load
+
+        env = dict(os.environ)
+        if getattr(args, "output_dir", None):
+            env["FOOTBALL_OUTPUT_DIR"] = args.output_dir
+        config = load(env)
+        if args.command == "refresh":
+            from football_assets.cli import refresh_command
+
+            return refresh_command.run(
+                config, competitions=args.competition, force=args.force, verbose=args.verbose
+            )
+        if args.command == "status":
+            code = _status(config, args.json)
+            if argv is None:  # the program itself, not a caller in this process
+                _leave_now(code)
+            return code
+        return _db(config, args.action, args.show_password)
+    except KeyboardInterrupt:
+        print("football-assets: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, never a traceback, for errors users can cause
+        line = _one_line(exc)
+        if line is None:
+            raise
+        print(f"football-assets: {line}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["main"]

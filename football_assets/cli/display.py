@@ -1,0 +1,272 @@
+"""What `refresh` shows while it runs: one live display on a terminal, plain lines elsewhere.
+
+Both follow the same `RefreshState`, fed from three places: `refresh.refresh`'s phases, the
+progress events of the API client and the ingestion assets (`progress.py`, read by a
+logging.Handler: runs execute in this process), and Dagster's own events of each run (a Dagster
+logger added to the run's loggers), which say when the tables' and the report's steps start and
+carry the runs' warnings.
+
+- `LiveDisplay` (a terminal): one rich display redrawn eight times a second: the phases, n/N
+  with a bar, the wait in progress with its reason and a countdown, and the ETA.
+- `PlainDisplay` (a pipe, CI, cron): one line per competition fetched and one per wait, each
+  with n/N; no control characters.
+- `JsonDisplay` (FOOTBALL_LOG_FORMAT=json): the CLI's own lines as JSON objects; the runs'
+  events are JSON lines already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from football_assets import progress
+from football_assets.log_format import json_line
+
+STEP_PHASES = {"warehouse_tables": "warehouse", "summary_csv": "summary"}
+PHASES = ("competitions", "teams", "warehouse", "summary")
+REASONS = {
+    "budget": "the request budget ({why}) is spent",
+    "server": "the API said no requests remain until its counter resets",
+    "retry": "retrying ({why})",
+}
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+@dataclass
+class Wait:
+    ends: float  # monotonic
+    seconds: float
+    reason: str
+    text: str  # why, as a user reads it
+    endpoint: str
+    position: str  # "teams 4/13": the request that waits
+
+
+@dataclass
+class RefreshState:
+    """What the refresh is doing now, updated by events and read by the displays."""
+
+    live_api: bool
+    limit: int | None
+    window_seconds: float
+    margin: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    phase: str = "starting"
+    done: set[str] = field(default_factory=set)
+    notes: dict[str, str] = field(default_factory=dict)  # per phase: what it did
+    listed: int | None = None
+    total: int | None = None  # competitions whose teams this refresh fetches
+    fetched: int = 0
+    detail: str = ""
+    wait: Wait | None = None
+    forecast: progress.RequestForecast = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.forecast = progress.RequestForecast(self.limit, self.window_seconds, self.margin)
+
+    def position(self) -> str:
+        if self.phase == "teams" and self.total is not None:
+            return f"teams {min(self.fetched + 1, self.total)}/{self.total}"
+        return "competitions 1/1"
+
+    def remaining_requests(self) -> int | None:
+        if self.total is None:
+            return None
+        return self.total - self.fetched
+
+    def eta(self, now: float) -> float | None:
+        """Seconds until the last API request has been answered; None while unknown."""
+        remaining = self.remaining_requests()
+        if remaining is None or self.phase not in ("teams",):
+            return None
+        not_before = self.wait.ends if self.wait else 0.0
+        return max(0.0, self.forecast.finish_time(remaining, now, not_before) - now)
+
+    def budget(self) -> str:
+        if not self.live_api or self.limit is None:
+            return "offline snapshot, no request budget"
+        return f"{self.limit} requests per {self.window_seconds:g} s"
+
+
+class Display:
+    """Receives the events; subclasses decide what the user sees."""
+
+    def __init__(self, state: RefreshState, out: TextIO | None = None) -> None:
+        self.state = state
+        self.out = out or sys.stdout
+        self.lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._pending: list[str] = []
+
+    # -- events ---------------------------------------------------------------------------
+
+    def phase(self, name: str, info: dict[str, Any]) -> None:
+        with self._update():
+            s, now = self.state, time.monotonic()
+            if name == "teams":
+                s.total = int(info.get("total", 0))
+                if s.phase == "competitions":  # the competition list was fetched
+                    s.forecast.request_sent(now)
+                    s.forecast.waited()  # the next run's start-up is not the refresh's pace
+                    s.listed = s.total
+                    s.done.add("competitions")
+                    s.notes["competitions"] = f"{s.total} listed"
+                    self.say(f"competitions 1/1 done: {s.total} competitions listed")
+                else:
+                    s.notes["competitions"] = "kept as stored (--competition)"
+                self.say(f"teams: {s.total} competitions to fetch, one request each")
+            elif name == "warehouse":
+                s.done.add("teams")
+            elif name == "done":
+                s.done.update(PHASES)
+                s.notes.setdefault("warehouse", "dim_competitions, dim_teams, fact_competitions")
+                s.notes.setdefault("summary", "summary.csv written")
+                s.phase, s.wait = "done", None
+            if name in PHASES:
+                s.phase, s.wait = name, None
+                if name == "competitions":
+                    self.say("competitions: GET /competitions")
+
+    def step_started(self, step_key: str) -> None:
+        phase = STEP_PHASES.get(step_key)
+        if phase is None:
+            return
+        with self._update():
+            s = self.state
+            if phase == "summary":
+                s.done.add("warehouse")
+                s.notes["warehouse"] = "dim_competitions, dim_teams, fact_competitions loaded"
+                self.say("summary: writing summary.csv")
+            else:
+                self.say("warehouse: loading dim_competitions, dim_teams, fact_competitions")
+            s.phase = phase
+
+    def progress(self, event: dict[str, Any], record: logging.LogRecord) -> None:
+        with self._update():
+            s, now = self.state, time.monotonic()
+            if event.get("event") == "fetched":
+                s.fetched += 1
+                s.forecast.request_sent(now)
+                s.wait = None
+                s.detail = str(event.get("detail", ""))
+                total = s.total if s.total is not None else event.get("total")
+                eta = s.eta(now)
+                self.say(
+                    f"teams {s.fetched}/{total} done: {s.detail}"
+                    + (f" (ETA {clock(eta)})" if eta is not None and s.fetched != total else "")
+                )
+            elif event.get("event") == "wait" and record.levelno >= logging.INFO:
+                seconds = float(event.get("seconds", 0.0))
+                reason = str(event.get("reason", ""))
+                template = REASONS.get(reason, "{why}")
+                text = template.format(why=event.get("why", ""))
+                if reason == "retry":
+                    text = record.getMessage()
+                s.forecast.waited()
+                s.wait = Wait(
+                    now + seconds,
+                    seconds,
+                    reason,
+                    text,
+                    str(event.get("endpoint", "")),
+                    s.position(),
+                )
+                self.say(
+                    f"wait {seconds:.1f} s before {s.wait.position} (GET {s.wait.endpoint}): {text}"
+                )
+
+    def warning(self, message: str) -> None:
+        with self._update():
+            if message in self._warned:
+                return
+            self._warned.add(message)
+            self.say(f"warning: {message}")
+
+    def echo(self, text: str) -> None:
+        with self._update():
+            if "skipped" in text:
+                self.state.notes["warehouse"] = "skipped: unchanged since the last build"
+                self.state.notes["summary"] = "skipped"
+            self.say(text)
+
+    @contextlib.contextmanager
+    def _update(self) -> Iterator[None]:
+        with self.lock:
+            yield
+        self.flush()
+
+    def say(self, text: str) -> None:
+        """Queue a line (under the lock); `flush` prints it once the lock is released, so a
+        display redrawing from another thread never waits on a print, nor a print on it."""
+        self._pending.append(text)
+
+    def flush(self) -> None:
+        with self.lock:
+            lines, self._pending = self._pending, []
+        for text in lines:
+            self.line(text)
+
+    def line(self, text: str) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class PlainDisplay(Display):
+    def line(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+class JsonDisplay(Display):
+    """Only the CLI's own lines, as JSON: the runs' events are on stdout as JSON already."""
+
+    def line(self, text: str) -> None:
+        if text.startswith("football-assets:"):
+            print(json_line(text.removeprefix("football-assets: ")), file=self.out, flush=True)
+
+
+class ProgressHandler(logging.Handler):
+    """Hands the progress events of the API client and raw_teams to a display."""
+
+    def __init__(self, display: Display) -> None:
+        super().__init__(logging.DEBUG)
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = progress.event_of(record)
+        if event is not None:
+            self.display.progress(event, record)
+
+
+class DagsterEventHandler(logging.Handler):
+    """Behind a Dagster logger: each run's events and log records as Dagster sends them."""
+
+    def __init__(self, display: Display) -> None:
+        super().__init__(logging.DEBUG)
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None)
+        if not isinstance(meta, dict):
+            return
+        event = meta.get("dagster_event")
+        if event is not None:
+            if event.event_type_value == "STEP_START" and event.step_key:
+                self.display.step_started(event.step_key)
+        elif record.levelno >= logging.WARNING:
+            self.display.warning(str(meta.get("orig_message") or record.getMessage()))

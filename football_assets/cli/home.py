@@ -1,0 +1,132 @@
+"""The Dagster instance `football-assets` records its runs in, and where Dagster's own output goes.
+
+The default instance is ./.dagster_home. On first use it gets a dagster.yaml (`DAGSTER_YAML`):
+the project's python_logs (its loggers captured into each run's event log, and JSON lines on
+stdout when FOOTBALL_LOG_FORMAT=json) and run monitoring, so `dagster dev` on the same folder
+behaves as `refresh` does. Telemetry is left as Dagster sets it; the file says where to change it.
+An instance the user chose (DAGSTER_HOME) is never written to.
+
+While a refresh runs, everything written to stderr (Dagster's console log lines, its notices)
+goes to a log file in the instance, so a terminal shows one display and stderr keeps only the
+one-line verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from football_assets.settings import DEFAULT_DAGSTER_HOME, Settings
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+LOG_FOLDER = "refresh_logs"  # not logs/: Dagster keeps its telemetry there
+KEEP_LOGS = 20
+
+DAGSTER_YAML = """\
+# The Dagster instance of `football-assets` (written on its first use; yours to edit, never
+# rewritten). `dagster dev` reads it too: export DAGSTER_HOME={home}
+
+# Records of the project's loggers (API calls, budget waits, row counts) go into each run's event
+# log; with FOOTBALL_LOG_FORMAT=json every run event is also one JSON object per line on stdout.
+python_logs:
+  python_log_level: INFO
+  managed_python_loggers:
+    - football_assets
+  dagster_handler_config:
+    handlers:
+      json_stdout:
+        (): football_assets.log_format.json_stdout_handler
+        level: INFO
+
+# A run whose process died before it started is marked failed instead of "starting" forever.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  poll_interval_seconds: 60
+
+# Dagster collects anonymous usage statistics (https://docs.dagster.io/about/telemetry).
+# To opt out, uncomment:
+# telemetry:
+#   enabled: false
+"""
+
+
+def dagster_home(config: Settings) -> Path:
+    """$DAGSTER_HOME, else the project-local default `dagster dev` can be pointed at."""
+    return config.dagster_home or Path(DEFAULT_DAGSTER_HOME).absolute()
+
+
+def is_default(config: Settings) -> bool:
+    return config.dagster_home is None
+
+
+def prepare(config: Settings) -> str | None:
+    """Create the instance folder; give the default instance its dagster.yaml on first use.
+    Returns the one line to tell the user when the file was written."""
+    home = dagster_home(config)
+    home.mkdir(parents=True, exist_ok=True)
+    yaml = home / "dagster.yaml"
+    if not is_default(config) or yaml.exists():
+        return None
+    yaml.write_text(DAGSTER_YAML.format(home=home), encoding="utf-8")
+    return (
+        f"wrote {yaml} (run monitoring, JSON logs); Dagster's usage telemetry is yours to "
+        "decide: `telemetry: enabled: false` there opts out."
+    )
+
+
+def new_log_file(home: Path) -> Path:
+    """A fresh file for this refresh's Dagster log lines; only the latest KEEP_LOGS are kept."""
+    folder = home / LOG_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    old = sorted(folder.glob("refresh-*.log"))
+    for stale in old[: max(0, len(old) - KEEP_LOGS + 1)]:
+        stale.unlink(missing_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return folder / f"refresh-{stamp}-{os.getpid()}.log"
+
+
+@contextlib.contextmanager
+def stderr_into(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 to `path` (appending): Python's sys.stderr, the stream handlers
+    Dagster creates during runs, and any child process writing to it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def open_instance(home: Path) -> dg.DagsterInstance:
+    """The instance at `home`, without Dagster's notices on stderr (a DAGSTER_HOME without
+    dagster.yaml makes it warn; the refresh log file keeps them when a refresh runs)."""
+    import dagster as dg
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        return dg.DagsterInstance.from_config(str(home))
+
+
+def prints_json(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance's python_logs already carry the project's JSON stdout handler."""
+    config = instance.get_python_log_dagster_handler_config() or {}
+    handlers = config.get("handlers") or {}
+    return any(
+        str(h.get("()", "")).endswith("log_format.json_stdout_handler")
+        for h in handlers.values()
+        if isinstance(h, dict)
+    )

@@ -1,0 +1,244 @@
+"""`football-assets refresh`: the runs of `refresh.refresh`, followed on screen as they happen.
+
+Dagster's log lines of the runs go to a file in the instance (its path is printed at the end),
+unless --verbose; the display (cli/display.py) shows the progress instead. On failure the
+caller prints the one-line verdict on stderr, the only thing written there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import football_assets.cli.home as instance_home
+from football_assets import progress
+from football_assets.cli.display import (
+    DagsterEventHandler,
+    Display,
+    JsonDisplay,
+    PlainDisplay,
+    ProgressHandler,
+    RefreshState,
+)
+from football_assets.log_format import json_line
+from football_assets.settings import Settings
+
+DISPLAY_LOGGER = "football_display"
+JSON_LOGGER = "football_json"
+FILE_LOGGER = "football_file"
+
+
+def _warehouse(config: Settings) -> Any:
+    """The warehouse for the CLI's own reads: plain values from the settings (runs get them as
+    EnvVar references, so run storage never holds them)."""
+    from football_assets.resources.warehouse import Warehouse
+
+    return Warehouse(
+        database_url=config.database_url,
+        schema_name=config.db_schema,
+        embedded_pgdata=str(config.embedded_pgdata),
+    )
+
+
+def _display(config: Settings, verbose: bool, screen: TextIO) -> Display:
+    from football_assets.resources.budget import safety_margin
+
+    state = RefreshState(
+        live_api=config.live,
+        limit=config.requests_per_minute if config.live else None,
+        window_seconds=config.rate_window_seconds,
+        margin=safety_margin(config.rate_window_seconds) if config.live else 0.0,
+    )
+    if config.log_format == "json":
+        return JsonDisplay(state, screen)
+    if screen.isatty():
+        from football_assets.cli.live import LiveDisplay
+
+        return LiveDisplay(state, screen, verbose=verbose)
+    return PlainDisplay(state, screen)
+
+
+def _run_loggers(
+    display: Display, json_lines: bool, log_file: logging.Handler | None
+) -> tuple[Any, dict[str, Any]]:
+    """The runs' Dagster loggers: one feeding the display with each run's events; Dagster's log
+    lines to `log_file` (plain text) or, without one (--verbose), its console logger; and the
+    JSON stdout handler when the instance's python_logs lack it."""
+    import dagster as dg
+
+    from football_assets.log_format import json_stdout_handler
+
+    def fixed(name: str, handler: logging.Handler, level: int) -> dg.LoggerDefinition:
+        logger = logging.Logger(f"football_assets.cli.{name}", level)
+        logger.addHandler(handler)
+        return dg.LoggerDefinition(lambda _: logger, description=f"football-assets {name}")
+
+    loggers = {
+        **dg.default_loggers(),
+        DISPLAY_LOGGER: fixed("display", DagsterEventHandler(display), logging.DEBUG),
+    }
+    config: dict[str, Any] = {DISPLAY_LOGGER: {}}
+    if log_file is None:
+        config["console"] = {"config": {"log_level": "INFO"}}
+    else:
+        loggers[FILE_LOGGER] = fixed("file", log_file, logging.INFO)
+        config[FILE_LOGGER] = {}
+    if json_lines:
+        loggers[JSON_LOGGER] = fixed("json", json_stdout_handler(), logging.INFO)
+        config[JSON_LOGGER] = {}
+    return loggers, {"loggers": config}
+
+
+def _file_handler(path: Path) -> logging.Handler:
+    """Dagster's console format, without colours: a file is read with less or grep."""
+    from dagster._utils.log import default_date_format_string, default_format_string
+
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(default_format_string(), default_date_format_string()))
+    return handler
+
+
+@contextlib.contextmanager
+def _progress_feed(display: Display) -> Iterator[None]:
+    """The display's handler on the loggers that carry progress events. `fetched` events are
+    DEBUG: read here, kept out of the event log (the logger stops propagating meanwhile)."""
+    handler = ProgressHandler(display)
+    feed = logging.getLogger(progress.LOGGER)
+    saved = feed.level, feed.propagate
+    feed.setLevel(logging.DEBUG)
+    feed.propagate = False
+    targets = [feed, *(logging.getLogger(name) for name in progress.LOGGERS)]
+    for logger in targets:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in targets:
+            logger.removeHandler(handler)
+        feed.setLevel(saved[0])
+        feed.propagate = saved[1]
+
+
+@contextlib.contextmanager
+def _stderr(log_path: Path | None, display: Display) -> Iterator[None]:
+    if log_path is not None:
+        with instance_home.stderr_into(log_path):
+            yield
+    elif isinstance(display, PlainDisplay):  # --verbose without a terminal: log on stdout
+        with contextlib.redirect_stderr(sys.stdout):
+            yield
+    else:  # --verbose on a terminal: the live display prints it above itself
+        yield
+
+
+def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, verbose: bool) -> int:
+    import dagster as dg
+
+    from football_assets.assets.reporting import SUMMARY_FILE, summary_rows
+    from football_assets.definitions import build_definitions
+    from football_assets.refresh import RefreshFailed, UnknownCompetitions, refresh
+    from football_assets.resources.output import OutputLocation
+
+    json_mode = config.log_format == "json"
+    started = time.monotonic()
+    wrote = instance_home.prepare(config)
+    home = instance_home.dagster_home(config)
+    output = OutputLocation(location=config.output_location)
+    warehouse = _warehouse(config)
+    # The display writes to its own copy of stdout: Dagster points file descriptor 1 at each
+    # step's compute log while the step runs, where a display has no business (nor a terminal).
+    sys.stdout.flush()
+    screen = os.fdopen(
+        os.dup(sys.stdout.fileno()),
+        "w",
+        buffering=1,
+        encoding=sys.stdout.encoding,
+        errors="replace",
+    )
+    display = _display(config, verbose, screen)
+    log_path = instance_home.new_log_file(home) if json_mode or not verbose else None
+    log_file = _file_handler(log_path) if log_path is not None else None
+    origin = "the live API" if config.live else "the bundled snapshot (offline)"
+    which = f"competitions {', '.join(competitions)}" if competitions else "every competition"
+    display.echo(f"football-assets: refreshing {which} from {origin} into {warehouse.describe()}")
+    display.echo(f"football-assets: Dagster instance {home}")
+    if wrote:
+        display.echo(f"football-assets: {wrote}")
+    if force:
+        display.echo("football-assets: --force: the tables and the report are rebuilt regardless")
+    try:
+        with _stderr(log_path, display), instance_home.open_instance(home) as instance:
+            loggers, run_config = _run_loggers(
+                display, json_mode and not instance_home.prints_json(instance), log_file
+            )
+            defs = dg.Definitions.merge(
+                build_definitions(summary_output=output, config=config),
+                dg.Definitions(loggers=loggers),
+            )
+            with _progress_feed(display), display:
+                report = refresh(
+                    defs,
+                    instance,
+                    run_config,
+                    competitions=competitions,
+                    force=force,
+                    echo=display.echo,
+                    on_phase=display.phase,
+                )
+                display.phase("done", {})  # also when the tables were skipped
+        summary = summary_rows(warehouse)
+        counts = {
+            name: warehouse.count_rows(name)
+            for name in ("dim_competitions", "dim_teams", "fact_competitions")
+        }
+        schema = warehouse.schema
+    except (RefreshFailed, UnknownCompetitions):
+        if log_path is not None:
+            display.echo(f"football-assets: Dagster's log of this refresh: {log_path}")
+        raise
+    finally:
+        warehouse.dispose()
+        if log_file is not None:
+            log_file.close()
+        screen.close()
+    zero = [
+        f"{r['competition_name']} ({r['competition_id']})"
+        for r in summary
+        if not r["number_of_teams"]
+    ]
+    path = output.uri(SUMMARY_FILE)
+    calls = len(report.partitions) + (0 if competitions else 1)
+    what = ("API request" if config.live else "snapshot response") + ("s" if calls != 1 else "")
+    seconds = time.monotonic() - started
+    lines = [
+        f"Summary: {path} ({len(summary)} competitions; zero teams: {', '.join(zero) or 'none'})",
+        f"Rows in schema {schema}: " + ", ".join(f"{k}={v}" for k, v in counts.items()),
+        f"Done in {seconds:.1f} s: {calls} {what}, runs {', '.join(report.run_ids)}",
+    ]
+    if log_path is not None:
+        lines.append(f"Dagster's log of this refresh: {log_path}")
+    lines.append(f"See it in the UI: DAGSTER_HOME={home} dagster dev   (http://127.0.0.1:3000)")
+    if not json_mode:
+        print("\n".join(lines), flush=True)
+        return 0
+    fields: dict[str, Any] = {
+        "summary": path,
+        "zero_team_competitions": zero,
+        "rows": counts,
+        "seconds": round(seconds, 2),
+        "requests": calls,
+        "run_ids": report.run_ids,
+        "skipped": report.skipped,
+        "log_file": str(log_path),
+        "dagster_home": str(home),
+    }
+    for line in lines[:-1]:
+        print(json_line(line), flush=True)
+    print(json_line(lines[-1], **fields), flush=True)
+    return 0

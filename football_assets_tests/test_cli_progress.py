@@ -1,0 +1,187 @@
+"""What `football-assets refresh` shows while it runs: in a real terminal (tmux), and piped.
+
+The API double allows 3 requests per 2 s, so a refresh of 13 competitions really waits, several
+times, for the request budget: the display must say so, with a countdown, as it happens.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from football_assets.cli.display import REASONS
+from football_assets.progress import RequestForecast
+from football_assets_tests.conftest import TEST_KEY
+from test_support.api_double import ApiData, FootballApiDouble
+from test_support.cli_runs import CLI, live_env
+
+LIMIT, WINDOW = 3, 2.0
+# The reasons a wait is shown with (`{why}` is the budget the client was configured with).
+WAIT_REASONS = [r.replace("{why}", f"{LIMIT} requests per {WINDOW:g} s") for r in REASONS.values()]
+WAITING = re.compile(
+    r"waiting\s+(?P<left>\d+\.\d) s before teams (?P<n>\d+)/13 "
+    r"\(GET (?P<endpoint>/competitions/\d+/teams)\): (?P<reason>.+?) *$",
+    re.MULTILINE,
+)
+
+
+@pytest.fixture
+def slow_api() -> Iterator[FootballApiDouble]:
+    with FootballApiDouble(
+        ApiData.from_sample_dir(), api_key=TEST_KEY, limit=LIMIT, window_seconds=WINDOW
+    ) as double:
+        yield double
+
+
+@pytest.fixture
+def env(tmp_path: Path, slow_api: FootballApiDouble, pg_url: str, schema: str) -> dict[str, str]:
+    return live_env(
+        slow_api.base_url,
+        TEST_KEY,
+        limit=LIMIT,
+        window_seconds=WINDOW,
+        pg_url=pg_url,
+        schema=schema,
+        home=tmp_path,
+        LANG="C.UTF-8",
+    )
+
+
+class Tmux:
+    """A tmux server of the test's own (its socket in tmp_path), killed at the end."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-S", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-J")
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    server = Tmux(tmp_path / "tmux.sock")
+    try:
+        yield server
+    finally:
+        subprocess.run(
+            ["tmux", "-S", str(server.socket), "kill-server"], capture_output=True, timeout=30
+        )
+
+
+def test_a_terminal_shows_phase_count_wait_reason_countdown_and_eta(
+    tmp_path: Path, env: dict[str, str], tmux: Tmux
+) -> None:
+    script = tmp_path / "refresh.sh"
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    command = " ".join(shlex.quote(part) for part in [*CLI, "refresh"])
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True)
+    script.write_text(
+        f"{exports}cd {shlex.quote(str(tmp_path))}\n{command}\necho EXIT=$?\nsleep 600\n",
+        encoding="utf-8",
+    )
+    tmux("new-session", "-d", "-x", "160", "-y", "40", f"sh {shlex.quote(str(script))}")
+
+    # Catch the display during a wait, twice, to see the countdown move.
+    frames: list[tuple[re.Match[str], str]] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(frames) < 2:
+        screen = tmux.screen()
+        found = WAITING.search(screen)
+        if found and (not frames or found["endpoint"] == frames[0][0]["endpoint"]):
+            frames.append((found, screen))
+            time.sleep(0.3)
+        elif found:
+            frames = [(found, screen)]  # a new wait began: start over on this one
+        elif "EXIT=" in screen:
+            break
+        else:
+            time.sleep(0.05)
+    assert len(frames) == 2, tmux.screen()
+    (first, screen), (second, _) = frames
+    assert first["reason"] in WAIT_REASONS, first["reason"]
+    assert float(second["left"]) < float(first["left"]), "the countdown did not move"
+    assert "▶ teams" in screen and "✔ competitions 13 listed" in screen
+    shown = re.search(r"▶ teams\s+(\d+)/13", screen)
+    assert shown and int(first["n"]) == int(shown[1]) + 1  # the wait is for the next one
+    eta = re.search(r"ETA (\d+):(\d\d)\s+(\d+) requests? left at 3 requests per 2 s", screen)
+    assert eta and int(eta[3]) == 13 - int(shown[1])
+    assert "· warehouse" in screen and "· summary" in screen
+
+    while time.monotonic() < deadline and "EXIT=" not in tmux.screen():
+        time.sleep(0.2)
+    final = tmux.screen()
+    assert "EXIT=0" in final, final
+    assert re.search(r"✔ teams\s+13/13", final) and "✔ summary" in final
+    assert (
+        "Rows in schema" in final and "dim_teams=226" in final and "fact_competitions=264" in final
+    )
+    assert "See it in the UI: DAGSTER_HOME=" in final
+    assert " - dagster - " not in final  # Dagster's log lines went to the log file
+
+
+def test_piped_output_is_plain_lines_with_n_of_n(
+    tmp_path: Path, env: dict[str, str], slow_api: FootballApiDouble
+) -> None:
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True)
+    # Bytes, as written: text mode would turn a carriage return into a newline.
+    result = subprocess.run(
+        [*CLI, "refresh"], cwd=tmp_path, env=env, capture_output=True, timeout=180
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    raw = result.stdout
+    assert b"\x1b" not in raw and b"\r" not in raw  # no control characters at all
+    out = raw.decode("utf-8")
+    lines = out.splitlines()
+    assert "competitions 1/1 done: 13 competitions listed" in lines
+    done = [line for line in lines if re.fullmatch(r"teams \d+/13 done: .+", line)]
+    assert [int(line.split()[1].split("/")[0]) for line in done] == list(range(1, 14))
+    assert "teams 12/13 done: Premier League: 20 teams" in done[11]
+    assert re.search(r"\(ETA \d+:\d\d\)$", done[0])
+    waits = [line for line in lines if line.startswith("wait ")]
+    assert waits, out  # 14 requests at 3 per 2 s: several waits
+    for line in waits:
+        found = re.fullmatch(
+            r"wait (\d+\.\d) s before teams (\d+)/13 \(GET /competitions/\d+/teams\): (.+)", line
+        )
+        assert found and found[3] in WAIT_REASONS, line
+    assert lines.index("warehouse: loading dim_competitions, dim_teams, fact_competitions") < (
+        lines.index("summary: writing summary.csv")
+    )
+    assert lines[-1].startswith("See it in the UI: DAGSTER_HOME=")
+    assert slow_api.refused_count() == 0
+
+
+def test_the_eta_follows_the_request_budget() -> None:
+    forecast = RequestForecast(limit=3, window_seconds=2.0, margin=0.1)
+    for at in (0.0, 0.1, 0.2):
+        forecast.request_sent(at)
+    # 3 per 2.1 s: the 4th leaves when the 1st leaves the window, the 7th a window later.
+    assert forecast.finish_time(1, now=0.3) == pytest.approx(2.1)
+    assert forecast.finish_time(4, now=0.3) == pytest.approx(4.2)
+    # A wait in progress (the server's reset) holds everything back.
+    assert forecast.finish_time(1, now=0.3, not_before=5.0) == pytest.approx(5.0)
+    # Offline: no budget, only the refresh's own pace (0.1 s between requests).
+    offline = RequestForecast(limit=None, window_seconds=60.0)
+    for at in (0.0, 0.1, 0.2):
+        offline.request_sent(at)
+    assert offline.finish_time(10, now=0.2) == pytest.approx(1.2)
