@@ -17,11 +17,13 @@ INGESTION = "ingestion"
 WAREHOUSE = "warehouse"
 REPORTING = "reporting"
 
-# One concurrency pool for every asset that spends the API budget.
+# One concurrency pool for every asset that spends the API budget. Deployments give it one slot
+# at run granularity (deploy/dagster.yaml): a run containing any of these assets stays queued
+# while another is in progress, whoever launched it; two at once could only wait on each
+# other's share of the budget.
 API_POOL = "football_api"
-# Deployments queue runs with this tag one at a time (`tag_concurrency_limits`): two runs
-# calling the API at once could only wait on each other's share of the budget. Every run that
-# materializes a raw asset carries it, whoever launched it (see `definitions.py`).
+# A label on the runs the refresh, the sensor and the schedule start (the deployment also limits
+# runs carrying it). Runs launched from the UI or by a backfill lack it; the pool holds them all.
 API_RUN_TAGS = {"football/api": "true"}
 
 # A refused or dropped database connection is mostly a blip (a restart, a failover), and each

@@ -167,10 +167,11 @@ def while_fetching_teams(locks: Locker, double: FootballApiDouble) -> None:
 
 
 def while_storing_raw_teams(locks: Locker, double: FootballApiDouble) -> None:
-    # The last answer is kept back until raw_responses is locked against writes (SHARE mode
-    # still lets the load read), so the run stops exactly when it stores its answers.
-    double.inject(r"/competitions/2152/teams$", Fault.delay(3))
-    held_request(double, "/competitions/2152/teams")
+    # The run's first answer is kept back while raw_responses is locked against writes (SHARE
+    # mode still lets the load read; the competition list is stored by then), so the run stops
+    # exactly when it stores its answers, a dozen requests later.
+    double.inject(r"/competitions/2000/teams$", Fault.delay(5))
+    held_request(double, "/competitions/2000/teams")
     locks.blocked_by(locks.hold("LOCK TABLE {schema}.raw_responses IN SHARE MODE"))
 
 
