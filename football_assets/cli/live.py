@@ -127,8 +127,9 @@ class LiveDisplay(Display):
             line = Text.assemble(
                 ("ETA ", "bold"),
                 (clock(eta), "bold cyan"),
-                f"  {remaining} request{'s' if remaining != 1 else ''} left at {s.budget()}, "
-                "then the warehouse and the summary",
+                f"  {remaining} request{'s' if remaining != 1 else ''} left"
+                + (f" at {s.budget()}" if s.live_api else " (offline snapshot)")
+                + ", then the warehouse and the summary",
             )
             line.no_wrap, line.overflow = True, "ellipsis"
             parts.append(line)
