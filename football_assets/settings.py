@@ -19,15 +19,17 @@ from urllib.parse import urlsplit
 # Dagster is not imported here (nor by anything imported here): a bad value fails in a fraction
 # of a second, before the second or more that importing Dagster takes.
 from football_assets.redaction import DatabaseUrlError, database_url_secrets, parse_database_url
+from football_assets.resources.defaults import (
+    DEFAULT_API_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_EMBEDDED_PGDATA,
+    DEFAULT_MAX_RETRY_SECONDS,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    DEFAULT_SCHEMA,
+)
 from football_assets.resources.warehouse_errors import SchemaNameError, validate_schema_name
 
-DEFAULT_API_URL = "https://api.football-data.org/v4"
-DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier
-DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to establish a connection to the API
-DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
-DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
-DEFAULT_SCHEMA = "football"
-DEFAULT_EMBEDDED_PGDATA = ".football/pgdata"
 DEFAULT_OUTPUT_DIR = "output"
 DEFAULT_RATE_WINDOW_SECONDS = 60.0  # the API's window; tests and the benchmark scale it down
 DEFAULT_DAGSTER_HOME = ".dagster_home"  # `football-assets` only; Dagster's own CLI needs it set

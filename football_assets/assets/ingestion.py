@@ -9,6 +9,9 @@ batched output one data version (dagster-io/dagster#34013), which would make re-
 unchanged competition look like a change to everything downstream. So `raw_teams` stores its
 answers itself and reports one materialization per partition, each with that partition's own
 data version and provenance, only once the answers are committed.
+
+Size: over 300 lines, because raw_teams also checks itself in its step (a check in a step of its
+own would wait for an output the asset never emits), so its two checks live beside it.
 """
 
 import logging

@@ -20,7 +20,7 @@ from pydantic import Field, PrivateAttr
 from football_assets.resources.api_answers import ApiResponse, FootballDataPermanentError
 from football_assets.resources.api_client import FootballDataClient
 from football_assets.resources.budget import open_budget
-from football_assets.settings import (
+from football_assets.resources.defaults import (
     DEFAULT_API_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRY_SECONDS,

@@ -3,6 +3,9 @@
 It knows HTTP and the API's conventions (X-Auth-Token, the rate headers, 429 bodies); it knows
 nothing of Dagster assets or SQL. `resources/api.py` wraps it, and the bundled snapshot, as the
 `football_api` resource.
+
+Size: one request's whole life (pacing, the attempt, its retries) and the one line for each way it
+can end, over 300 lines; read together they show which outcome is retried, waited out or final.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from football_assets.resources.api_answers import (
     retry_after_429,
 )
 from football_assets.resources.budget import RequestBudget
-from football_assets.settings import (
+from football_assets.resources.defaults import (
     DEFAULT_API_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRY_SECONDS,

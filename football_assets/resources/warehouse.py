@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr
 from sqlalchemy.engine import Engine
 
 from football_assets.redaction import DatabaseUrlError, parse_database_url, redact_database_url
+from football_assets.resources.defaults import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
 from football_assets.resources.postgres_server import (
     EmbeddedPostgresError,
     start_embedded_postgres,
@@ -35,7 +36,6 @@ from football_assets.resources.warehouse_errors import (
 )
 from football_assets.resources.warehouse_schema import ADDED_COLUMNS, RAW_RESPONSES, tables
 from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, replace_table
-from football_assets.settings import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
 
 if TYPE_CHECKING:
     import pandas as pd

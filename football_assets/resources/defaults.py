@@ -1,0 +1,13 @@
+"""What the resources use when a setting is unset: the API's address and pace, where the data goes.
+
+The resources' own defaults, kept apart from them because this module imports nothing: settings.py
+checks every variable against these without importing Dagster, so a bad value fails at once.
+"""
+
+DEFAULT_API_URL = "https://api.football-data.org/v4"
+DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to establish a connection to the API
+DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
+DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
+DEFAULT_SCHEMA = "football"
+DEFAULT_EMBEDDED_PGDATA = ".football/pgdata"
