@@ -43,7 +43,6 @@ def build_football_api(config: Settings | None = None) -> FootballDataApi:
         # Where the warehouse is a PostgreSQL of the deployment's, the budget lives there too,
         # shared by run tasks on any host; the embedded default keeps it in the state folder.
         budget_database_url=dg.EnvVar("DATABASE_URL") if config.database_url else None,
-        budget_schema=config.db_schema,
     )
 
 

@@ -116,7 +116,7 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
             message=(
                 f"The football-assets process that ran this run (pid {run.tags.get(PID_TAG)}) "
                 "died without finishing it (killed or crashed); marked failed by the next "
-                "refresh. Its tables kept their previous contents."
+                "refresh. Each table holds its previous or its new contents, never a mix."
             ),
         )
         failed.append(run.run_id)

@@ -326,6 +326,7 @@ def _budget(config: Settings, reachable: bool) -> dict[str, Any]:
     if not config.live or config.api_key is None:
         return {"source": "snapshot", "budget": "none: the offline snapshot makes no requests"}
     from football_assets.resources.budget import budget_file, open_budget
+    from football_assets.resources.defaults import BUDGET_SCHEMA
 
     out: dict[str, Any] = {
         "source": "live",
@@ -347,7 +348,7 @@ def _budget(config: Settings, reachable: bool) -> dict[str, Any]:
         window_seconds=config.rate_window_seconds,
         state_dir=config.state_dir,
         database_url=config.database_url,
-        schema=config.db_schema,
+        schema=BUDGET_SCHEMA,
     )
     try:
         word = budget.last_server_word()

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from football_assets.definitions import build_definitions
 from football_assets.refresh import RefreshReport, refresh
+from football_assets.resources.defaults import BUDGET_SCHEMA
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
 from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW, live_api
@@ -246,7 +247,7 @@ def refresh_in_process(
         home,
         budget_state_dir=None,
         budget_database_url=pg_url,
-        budget_schema=warehouse.schema,
+        budget_schema=BUDGET_SCHEMA,  # as the CLI has it
     )
     defs = build_definitions(api, warehouse, OutputLocation(location=str(output_dir)))
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -13,6 +13,7 @@ import dagster as dg
 
 from football_assets.definitions import build_definitions
 from football_assets.refresh import refresh
+from football_assets.resources.defaults import BUDGET_SCHEMA
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
 from football_assets_tests.conftest import TEST_KEY, live_api
@@ -138,7 +139,7 @@ def test_after_a_live_refresh_it_shows_the_servers_word_on_the_budget(
             rate_window_seconds=600,
             # As the CLI's settings have it with DATABASE_URL set: the budget in PostgreSQL.
             budget_database_url=pg_url,
-            budget_schema=schema,
+            budget_schema=BUDGET_SCHEMA,
         )
         defs = build_definitions(api, warehouse, OutputLocation(location=str(output_dir)))
         refresh(defs, instance, echo=lambda _: None)

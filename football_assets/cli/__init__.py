@@ -90,6 +90,8 @@ def _leave_now(code: int) -> None:
 
 def _one_line(exc: Exception) -> str | None:
     """The line for errors a user can cause and fix; None for bugs (they keep a traceback)."""
+    if isinstance(exc, ConfigError):
+        return str(exc)  # before the imports below, which load Dagster (~2 s) for nothing
     from football_assets.cli.db import PsqlMissing
     from football_assets.refresh import RefreshFailed, UnknownCompetitions
     from football_assets.resources.api_answers import FootballDataError
@@ -99,7 +101,7 @@ def _one_line(exc: Exception) -> str | None:
         return f"refresh failed at {exc} (run {exc.run_id})"
     if isinstance(exc, UnknownCompetitions):
         return f"{exc}; nothing was changed"
-    if isinstance(exc, FootballDataError | WarehouseError | ConfigError | PsqlMissing):
+    if isinstance(exc, FootballDataError | WarehouseError | PsqlMissing):
         return str(exc)
     return None
 

@@ -21,6 +21,7 @@ from football_assets.resources.api_answers import ApiResponse, FootballDataPerma
 from football_assets.resources.api_client import FootballDataClient
 from football_assets.resources.budget import open_budget
 from football_assets.resources.defaults import (
+    BUDGET_SCHEMA,
     DEFAULT_API_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRY_SECONDS,
@@ -66,7 +67,7 @@ class LiveFootballDataApi(FootballDataApi):
     # machine (SQLite), or, where the deployment has one, PostgreSQL (shared across hosts).
     budget_state_dir: str | None = None
     budget_database_url: str | None = Field(default=None, repr=False)  # a secret: use EnvVar
-    budget_schema: str = "football"
+    budget_schema: str = BUDGET_SCHEMA
 
     _client: FootballDataClient | None = PrivateAttr(default=None)
 

@@ -233,10 +233,12 @@ class PostgresBudget(RequestBudget):
                 conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
             except psycopg.Error as exc:  # libpq may quote the URL, password and all
                 scrubber = SecretScrubber(database_url_secrets(self._url))
-                reason = scrubber.scrub(str(exc).replace(self._url, "DATABASE_URL"))
+                said = (str(exc).strip().splitlines() or [""])[0]
+                reason = scrubber.scrub(said.replace(self._url, "DATABASE_URL"))
                 raise ConnectionError(
                     "The request budget's PostgreSQL database is unreachable "
-                    f"({type(exc).__name__}: {reason})"
+                    f"({type(exc).__name__}: {reason}); check DATABASE_URL and that the server "
+                    "is up, then re-run."
                 ) from None
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
             self._conn = conn

@@ -11,3 +11,6 @@ DEFAULT_READ_TIMEOUT = 30.0  # seconds to wait for (each part of) an answer
 DEFAULT_MAX_RETRY_SECONDS = 300.0  # how long one request may keep failing before giving up
 DEFAULT_SCHEMA = "football"
 DEFAULT_EMBEDDED_PGDATA = ".football/pgdata"
+# The request budget's tables, where the deployment keeps it in PostgreSQL: one schema for every
+# warehouse schema in the database, since the server counts per key, not per schema.
+BUDGET_SCHEMA = "football_budget"
