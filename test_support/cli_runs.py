@@ -1,24 +1,18 @@
-"""`football-assets` as a user runs it, for tests: a clean environment and a real process."""
+"""`football-assets` as a user runs it, for tests: a clean environment and a real process.
+
+The same processes as `refresh_process` (each in its own group), with everything the run
+writes (instance, output, request budget) under one folder.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "football_assets.cli"]
+from test_support.refresh_process import CLI, run, user_env
+from test_support.refresh_process import live_env as _live_env
 
-
-def user_env(**extra: str) -> dict[str, str]:
-    """The user's environment without any football/Dagster settings, plus `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FOOTBALL_") and k not in {"DATABASE_URL", "DAGSTER_HOME"}
-    }
-    env.update(extra)
-    return env
+__all__ = ["CLI", "cli", "live_env", "user_env"]
 
 
 def live_env(
@@ -34,16 +28,16 @@ def live_env(
 ) -> dict[str, str]:
     """Live against a double, into the session's PostgreSQL, with a private instance, output
     folder and request budget (XDG_STATE_HOME) under `home`."""
-    return user_env(
-        FOOTBALL_DATA_API_KEY=api_key,
-        FOOTBALL_DATA_API_URL=base_url,
-        FOOTBALL_DATA_REQUESTS_PER_MINUTE=str(limit),
-        FOOTBALL_DATA_RATE_WINDOW_SECONDS=str(window_seconds),
-        DATABASE_URL=pg_url,
-        FOOTBALL_DB_SCHEMA=schema,
-        DAGSTER_HOME=str(home / "dagster_home"),
+    return _live_env(
+        home / "dagster_home",
+        base_url,
+        api_key,
+        pg_url,
+        schema,
+        limit=limit,
+        window_seconds=window_seconds,
+        output_dir=home / "output",
         XDG_STATE_HOME=str(home / "state"),
-        FOOTBALL_OUTPUT_DIR=str(home / "output"),
         **extra,
     )
 
@@ -53,12 +47,4 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     if "DAGSTER_HOME" in env:
         Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        start_new_session=True,  # its own process group, like every server a test starts
-    )
+    return run(*args, cwd=cwd, env=env, timeout=timeout)
