@@ -1,55 +1,159 @@
-"""Dagster's fixed cost: four empty materializations, shaped like the warehouse phase.
+"""Dagster's floor: the pipeline's shape with every asset a no-op, run the way refresh runs.
 
-Run as `python -m benchmarks.noop` with DAGSTER_HOME set; prints the run id. The benchmark
-reads the same step events for these as for the real steps, so the difference is the work.
+`python -m benchmarks.noop whole [--partitions 13]` (with DAGSTER_HOME set; the benchmark gives
+it a fresh SQLite instance) is the floor of a whole refresh: the same six assets doing nothing,
+`raw_competitions` (which registers the dynamic partitions), `raw_teams` (partitioned by them,
+one run for the range), `dim_competitions`, `dim_teams` and `fact_competitions` (one step, as
+the code loads them in one transaction) and `summary_csv`, materialized in two in-process runs
+in a fresh process: the competition list, then the range of `raw_teams` together with
+everything downstream (Dagster runs a partition range and unpartitioned assets in one run; the
+range tags apply to the partitioned asset only). Prints the run ids as JSON.
+
+`python -m benchmarks.noop warehouse --steps warehouse_tables:3,summary_csv:1` is the floor of
+the warehouse phase alone, shaped like the steps the measured code ran (step name and how many
+assets it materializes), in the scale's own instance: the difference is the work.
+
+With BENCHMARK_PHASES=1 and BENCHMARK_REPORT set it reports where its time went, exactly as
+`benchmarks.measured_cli` does for the refresh (`benchmarks.phases`).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads the annotations of the assets below,
+# which are defined inside functions that import dagster lazily (after the profiler starts).
+import argparse
+import atexit
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
 
-import dagster as dg
+from benchmarks import measured_cli
 
-
-@dg.asset(group_name="benchmark_noop")
-def noop_dim_competitions() -> dg.MaterializeResult:
-    return dg.MaterializeResult()
-
-
-@dg.asset(group_name="benchmark_noop")
-def noop_dim_teams() -> dg.MaterializeResult:
-    return dg.MaterializeResult()
-
-
-@dg.asset(group_name="benchmark_noop", deps=[noop_dim_competitions, noop_dim_teams])
-def noop_fact_competitions() -> dg.MaterializeResult:
-    return dg.MaterializeResult()
+PARTITIONS = "competitions"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+WAREHOUSE_SHAPE = "warehouse_tables:3,summary_csv:1"
 
 
-@dg.asset(group_name="benchmark_noop", deps=[noop_fact_competitions])
-def noop_summary_csv() -> dg.MaterializeResult:
-    return dg.MaterializeResult()
+def parse_steps(text: str) -> list[tuple[str, int]]:
+    """`warehouse_tables:3,summary_csv:1` -> [(step, assets it materializes), ...]."""
+    steps = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, count = item.partition(":")
+        steps.append((name, int(count or 1)))
+    return steps
 
 
-NOOP_STEPS = {
-    "dim_competitions": "noop_dim_competitions",
-    "dim_teams": "noop_dim_teams",
-    "fact_competitions": "noop_fact_competitions",
-    "summary_csv": "noop_summary_csv",
-}
+def _noop_step(name: str, assets: int, deps: Sequence[Any], **kwargs: Any) -> Any:
+    """One step materializing `assets` assets and nothing else, after `deps`."""
+    import dagster as dg
 
-defs = dg.Definitions(
-    assets=[noop_dim_competitions, noop_dim_teams, noop_fact_competitions, noop_summary_csv]
-)
+    if assets == 1:
+
+        @dg.asset(name=name, deps=list(deps), **kwargs)
+        def one() -> dg.MaterializeResult:
+            return dg.MaterializeResult()
+
+        return one
+    specs = [dg.AssetSpec(f"{name}_{i}", deps=list(deps), **kwargs) for i in range(1, assets + 1)]
+
+    @dg.multi_asset(name=name, specs=specs, can_subset=False)
+    def several() -> Any:
+        for spec in specs:
+            yield dg.MaterializeResult(asset_key=spec.key)
+
+    return several
 
 
-def main() -> None:
+def warehouse_floor(steps: list[tuple[str, int]]) -> dict[str, Any]:
+    """The warehouse phase's steps as no-ops, chained in order, in one run."""
+    import dagster as dg
+
+    assets: list[Any] = []
+    for name, count in steps:
+        assets.append(_noop_step(f"noop_{name}", count, assets[-1:], group_name="noop"))
+    defs = dg.Definitions(assets=assets)
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, run_config=QUIET
+        )
+    steps_run = {f"noop_{name}": name for name, _ in steps}
+    return {"run_ids": [result.run_id], "steps": steps_run}
+
+
+def whole_floor(partitions: int, runs: int = 2) -> dict[str, Any]:
+    """Six no-op assets of the pipeline's shape, in two in-process runs (module docstring);
+    `runs=3` runs the range and the warehouse apart, as `refresh` does today."""
+    import dagster as dg
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    competitions = dg.DynamicPartitionsDefinition(name=PARTITIONS)
+    keys = [str(2000 + i) for i in range(partitions)]
+
+    @dg.asset
+    def raw_competitions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        context.instance.add_dynamic_partitions(PARTITIONS, keys)
+        return dg.MaterializeResult()
+
+    @dg.asset(
+        partitions_def=competitions,
+        deps=[raw_competitions],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def raw_teams() -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    tables = _noop_step("warehouse_tables", 3, [raw_competitions, raw_teams])
+    summary = _noop_step("summary_csv", 1, [tables])
+    defs = dg.Definitions(assets=[raw_competitions, raw_teams, tables, summary])
     job = defs.resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        first = job.execute_in_process(
+            instance=instance, asset_selection=[raw_competitions.key], run_config=QUIET
         )
-    print(result.run_id)
+        warehouse = [*tables.keys, *summary.keys]
+        ranged = [raw_teams.key] if runs == 3 else [raw_teams.key, *warehouse]
+        second = job.execute_in_process(
+            instance=instance,
+            asset_selection=ranged,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: keys[0],
+                ASSET_PARTITION_RANGE_END_TAG: keys[-1],
+            },
+            run_config=QUIET,
+        )
+        run_ids = [first.run_id, second.run_id]
+        if runs == 3:
+            third = job.execute_in_process(
+                instance=instance, asset_selection=warehouse, run_config=QUIET
+            )
+            run_ids.append(third.run_id)
+    return {"run_ids": run_ids}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    profiling = os.environ.get("BENCHMARK_PHASES") == "1"
+    if profiling:  # before Dagster is imported, so its import counts
+        from benchmarks import phases
+
+        phases.install()
+    # Reports at exit, as `football-assets` measured by measured_cli does.
+    atexit.register(measured_cli.write_report, profiling)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.noop", description=__doc__)
+    parser.add_argument("shape", choices=["whole", "warehouse"], nargs="?", default="whole")
+    parser.add_argument("--partitions", type=int, default=13)
+    parser.add_argument("--runs", type=int, choices=[2, 3], default=2, help="whole: 2 or 3 runs")
+    parser.add_argument("--steps", default=WAREHOUSE_SHAPE, help="step:assets,... (warehouse)")
+    args = parser.parse_args(argv)
+    if args.shape == "whole":
+        result = whole_floor(args.partitions, args.runs)
+    else:
+        result = warehouse_floor(parse_steps(args.steps))
+    print(json.dumps(result))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

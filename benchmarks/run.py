@@ -9,12 +9,21 @@ instance's own step events; the floors are measured in the same run:
 - API phase: raw_competitions start -> raw_teams success, against floor(N/R) * W, the least
   time N+1 requests at R per window can take; split into the requests (first to last) and
   Dagster's bookkeeping around them;
-- warehouse phase: the dims, fact and summary steps, against four empty materializations
-  (Dagster's fixed cost) and a COPY of the very rows the tables ended up holding, both into
-  plain tables and into the real ones with their foreign keys;
+- warehouse phase: the steps after the API that materialize assets, against the same steps as
+  no-ops (Dagster's fixed cost) and a COPY of the very rows the tables ended up holding, both
+  into plain tables and into the real ones with their foreign keys;
 - peak memory of the refresh process (its own VmHWM, reported at exit by measured_cli).
 
-Prints one table and writes everything as JSON (default benchmarks/results/latest.json).
+`--cold N`: a first refresh against the no-op floor of the whole pipeline, N interleaved
+repetitions (`benchmarks.cold`). `--materialize N`: `dagster asset materialize` and a run
+launched through the webserver, default run config against the in-process executor
+(`benchmarks.materialize`). `--code PATH` (repeatable) measures that checkout instead of this
+one, e.g. a `git worktree` of an older commit: before and after in one sitting, interleaved.
+`--quiet-load 0.5` waits before each part until the machine's load average stays below 0.5.
+
+Prints tables and writes everything as JSON to a new file, benchmarks/results/<UTC time>.json;
+`--update-baseline` rewrites the committed benchmarks/results/latest.json instead (refused when
+the run would drop scales the baseline holds), `--json PATH` writes exactly there.
 """
 
 from __future__ import annotations
@@ -23,15 +32,13 @@ import argparse
 import csv
 import io
 import json
-import os
 import platform
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +49,29 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine.url import make_url
 
-from benchmarks.noop import NOOP_STEPS
+from benchmarks import cold as cold_module
+from benchmarks import materialize as materialize_module
+from benchmarks.harness import (
+    API_STEPS,
+    REPO,
+    Checkout,
+    Harness,
+    all_run_ids,
+    api_phase_s,
+    drop_database,
+    drop_schema,
+    loadavg,
+    measured,
+    measured_cli,
+    new_runs,
+    open_instance,
+    psycopg_url,
+    run_times,
+    step,
+    step_seconds,
+    wait_for_quiet,
+    warehouse_steps,
+)
 from benchmarks.synthetic import expected_tables, synthetic_data
 from football_assets.resources.postgres_server import (
     start_embedded_postgres,
@@ -50,13 +79,12 @@ from football_assets.resources.postgres_server import (
 )
 from test_support.api_double import ApiData, FootballApiDouble
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_JSON = REPO / "benchmarks" / "results" / "latest.json"
+RESULTS_DIR = REPO / "benchmarks" / "results"
+BASELINE = RESULTS_DIR / "latest.json"
 API_KEY = "benchmark-key"
 WAREHOUSE_TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
 # The three tables load in one step (one transaction); the report is a step of its own.
 WAREHOUSE_STEPS = ("warehouse_tables", "summary_csv")
-API_STEPS = ("raw_competitions", "raw_teams")
 
 # Targets of issue 6, checked against whichever scales ran.
 API_RATIO_TARGET = 1.15
@@ -100,130 +128,69 @@ def floor_seconds(competitions: int, limit: int, window: float) -> float:
     return (competitions // limit) * window
 
 
-# ---- processes ------------------------------------------------------------------------------
+def distinct(codes: list[Checkout]) -> list[Checkout]:
+    """Checkouts at one commit (worktrees with experiments) are told apart by their folder."""
+    labels = [c.label for c in codes]
+    return [
+        Checkout(c.path, f"{c.label} ({c.path.name})") if labels.count(c.label) > 1 else c
+        for c in codes
+    ]
 
 
-@dataclass
-class Process:
-    returncode: int
-    wall_s: float
-    stdout: str
-    stderr: str
+# ---- where the results go -------------------------------------------------------------------
 
 
-def run_process(args: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Process:
-    """Run to completion (killed after `timeout`), output captured in files, not pipes."""
-    out_path, err_path = cwd / ".bench.stdout", cwd / ".bench.stderr"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(args), cwd=cwd, env=env, stdout=out, stderr=err)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        wall = time.perf_counter() - started
-    return Process(
-        returncode=proc.returncode,
-        wall_s=wall,
-        stdout=out_path.read_text(encoding="utf-8", errors="replace"),
-        stderr=err_path.read_text(encoding="utf-8", errors="replace"),
-    )
+def results_path(
+    json_path: Path | None = None,
+    *,
+    update_baseline: bool = False,
+    results_dir: Path = RESULTS_DIR,
+    now: datetime | None = None,
+) -> Path:
+    """`--json` as given; the committed baseline only when asked; else a new file."""
+    if json_path is not None:
+        return json_path
+    if update_baseline:
+        return results_dir / BASELINE.name
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    path = results_dir / f"{stamp}.json"
+    suffix = 1
+    while path.exists():  # two runs in one second keep both
+        suffix += 1
+        path = results_dir / f"{stamp}-{suffix}.json"
+    return path
 
 
-def user_env(**settings: str) -> dict[str, str]:
-    """This environment without football/Dagster settings of its own, plus `settings`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FOOTBALL_") and k not in {"DATABASE_URL", "DAGSTER_HOME"}
-    }
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(settings)
-    return env
+def scale_key(scale: dict[str, Any]) -> str:
+    return f"{scale['scale']}:{scale['limit_per_window']}/{scale['window_s']:g}"
 
 
-# ---- Dagster's own timings -----------------------------------------------------------------
+def refuse_to_shrink(baseline: Path, scales: Sequence[Scale], window: float) -> None:
+    """--update-baseline must not drop scales the baseline holds (`--scales 13x20` would)."""
+    if not baseline.exists():
+        return
+    try:
+        held = {scale_key(s) for s in json.loads(baseline.read_text(encoding="utf-8"))["scales"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    asked = {f"{s.label}:{s.limit}/{(s.window or window):g}" for s in scales}
+    missing = sorted(held - asked)
+    if missing:
+        raise SystemExit(
+            f"refusing to update {baseline}: it holds {', '.join(missing)}, which this run "
+            "does not measure; add them to --scales, or drop --update-baseline to write a new "
+            "file"
+        )
 
 
-@dataclass
-class RunTimes:
-    run_id: str
-    started: float
-    ended: float
-    steps: dict[str, tuple[float, float]]  # step key -> (start, success)
-
-    @property
-    def wall_s(self) -> float:
-        return self.ended - self.started
-
-
-def run_times(instance: dg.DagsterInstance, run_id: str) -> RunTimes:
-    kinds = {
-        dg.DagsterEventType.RUN_START,
-        dg.DagsterEventType.RUN_SUCCESS,
-        dg.DagsterEventType.RUN_FAILURE,
-        dg.DagsterEventType.STEP_START,
-        dg.DagsterEventType.STEP_SUCCESS,
-    }
-    started = ended = 0.0
-    starts: dict[str, float] = {}
-    steps: dict[str, tuple[float, float]] = {}
-    for entry in instance.all_logs(run_id, of_type=kinds):
-        kind = entry.dagster_event_type
-        if kind == dg.DagsterEventType.RUN_START:
-            started = entry.timestamp
-        elif kind in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE):
-            ended = entry.timestamp
-        elif kind == dg.DagsterEventType.STEP_START and entry.step_key:
-            starts[entry.step_key] = entry.timestamp
-        elif kind == dg.DagsterEventType.STEP_SUCCESS and entry.step_key:
-            steps[entry.step_key] = (starts[entry.step_key], entry.timestamp)
-    return RunTimes(run_id, started, ended, steps)
-
-
-@contextmanager
-def open_instance(home: Path) -> Iterator[dg.DagsterInstance]:
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        yield instance
-
-
-def new_runs(home: Path, before: set[str]) -> list[RunTimes]:
-    with open_instance(home) as instance:
-        ids = [r.run_id for r in instance.get_runs() if r.run_id not in before]
-        runs = [run_times(instance, run_id) for run_id in ids]
-    return sorted(runs, key=lambda r: r.started)
-
-
-def all_run_ids(home: Path) -> set[str]:
-    if not home.exists():
-        return set()
-    with open_instance(home) as instance:
-        return {r.run_id for r in instance.get_runs()}
-
-
-def step(runs: list[RunTimes], key: str) -> tuple[float, float] | None:
-    for run in runs:
-        if key in run.steps:
-            return run.steps[key]
-    return None
-
-
-def api_phase_s(runs: list[RunTimes]) -> float | None:
-    first, last = step(runs, API_STEPS[0]), step(runs, API_STEPS[1])
-    return last[1] - first[0] if first and last else None
-
-
-def step_seconds(runs: list[RunTimes], keys: Sequence[str]) -> dict[str, float]:
-    found = {key: step(runs, key) for key in keys}
-    return {key: round(t[1] - t[0], 4) for key, t in found.items() if t}
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 # ---- PostgreSQL -----------------------------------------------------------------------------
-
-
-def psycopg_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def copy_baseline(url: str, schema: str, repeat: int = 3) -> dict[str, float | int]:
@@ -328,21 +295,6 @@ def check_tables(url: str, schema: str, output_dir: Path, data: ApiData) -> list
     return problems
 
 
-# ---- one scale ------------------------------------------------------------------------------
-
-
-def drop_schema(database_url: str, schema: str) -> None:
-    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def drop_database(database_url: str, name: str) -> None:
-    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 def write_postgres_instance(home: Path, database_url: str, name: str) -> None:
     """Make DAGSTER_HOME a Postgres-backed instance (runs, events, schedules) in database
     `name` of the benchmark's server, like the compose deployment's deploy/dagster.yaml."""
@@ -358,8 +310,18 @@ def write_postgres_instance(home: Path, database_url: str, name: str) -> None:
     )
 
 
+# ---- one scale ------------------------------------------------------------------------------
+
+
 def measure_scale(
-    scale: Scale, *, database_url: str, instance: str, window: float, **options: Any
+    scale: Scale,
+    *,
+    code: Checkout,
+    harness: Harness,
+    database_url: str,
+    instance: str,
+    window: float,
+    **options: Any,
 ) -> dict[str, Any]:
     """One scale in its own schema (and instance database), dropped before and after."""
     window = scale.window or window
@@ -371,6 +333,8 @@ def measure_scale(
     try:
         return _measure_scale(
             scale,
+            code=code,
+            harness=harness,
             window=window,
             database_url=database_url,
             schema=schema,
@@ -386,6 +350,8 @@ def measure_scale(
 def _measure_scale(
     scale: Scale,
     *,
+    code: Checkout,
+    harness: Harness,
     window: float,
     database_url: str,
     schema: str,
@@ -405,6 +371,7 @@ def _measure_scale(
     floor = floor_seconds(scale.competitions, scale.limit, window)
     result: dict[str, Any] = {
         "scale": scale.label,
+        "code": code.label,
         "competitions": scale.competitions,
         "teams_each": scale.teams_each,
         "pairs": pairs,
@@ -415,13 +382,15 @@ def _measure_scale(
         "window_s": window,
         "api_floor_s": floor,
         "dagster_instance": "postgres" if instance_db else "sqlite",
+        "loadavg_before": loadavg(),
     }
     # Request times are the double's monotonic clock; Dagster's events carry wall-clock time.
     wall_offset = time.time() - time.monotonic()
     with FootballApiDouble(
         data, api_key=API_KEY, limit=scale.limit, window_seconds=window
     ) as double:
-        env = user_env(
+        env = harness.env(
+            code,
             FOOTBALL_DATA_API_KEY=API_KEY,
             FOOTBALL_DATA_API_URL=double.base_url,
             FOOTBALL_DATA_REQUESTS_PER_MINUTE=str(scale.limit),
@@ -430,24 +399,19 @@ def _measure_scale(
             FOOTBALL_DB_SCHEMA=schema,
             DAGSTER_HOME=str(home),
             FOOTBALL_OUTPUT_DIR=str(output),
+            # The request budget of this scale's own (one user's), not the machine user's.
+            XDG_STATE_HOME=str(workdir / "state"),
         )
-        # `football-assets refresh` itself, reporting its own peak memory (see measured_cli).
-        refresh = [sys.executable, "-m", "benchmarks.measured_cli", "refresh"]
-        peak_file = workdir / ".peak_kib"
         passes: list[dict[str, Any]] = []
         for name in ("cold", "rerun"):
             before_ids, before_requests = all_run_ids(home), len(double.requests)
-            echo(f"[{scale.label}] refresh ({name}) ...")
-            peak_file.unlink(missing_ok=True)
-            proc = run_process(
-                refresh,
-                env={**env, "BENCHMARK_PEAK_FILE": str(peak_file)},
-                cwd=workdir,
-                timeout=timeout,
+            echo(f"[{scale.label} {code.label}] refresh ({name}) ...")
+            # `football-assets refresh` itself, reporting its own peak memory (measured_cli).
+            proc = measured(
+                measured_cli("refresh"), code=code, env=env, cwd=workdir, timeout=timeout
             )
             if proc.returncode != 0:
-                said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]
-                raise RuntimeError(f"{scale.label} {name} refresh failed: " + " | ".join(said))
+                raise RuntimeError(proc.failure(f"{scale.label} {name} refresh"))
             runs = new_runs(home, before_ids)
             requests = double.requests[before_requests:]
             admitted = [r.time for r in requests if not r.refused]
@@ -458,12 +422,13 @@ def _measure_scale(
             if admitted and first and last:
                 head = min(admitted) + wall_offset - first[0]
                 tail = last[1] - (max(admitted) + wall_offset)
-            warehouse = step_seconds(runs, WAREHOUSE_STEPS)
+            shape = warehouse_steps(runs)
+            warehouse = step_seconds(runs, list(shape))
             skip_lines = [ln for ln in proc.stdout.splitlines() if "skipped" in ln.lower()]
             passes.append(
                 {
                     "wall_s": round(proc.wall_s, 3),
-                    "peak_rss_mib": round(int(peak_file.read_text()) / 1024, 1),
+                    "peak_rss_mib": round(int(proc.report["peak_kib"]) / 1024, 1),
                     "api_s": round(api_s, 3) if api_s is not None else None,
                     "api_ratio": round(api_s / floor, 3) if api_s and floor else None,
                     "requests": len(requests),
@@ -477,6 +442,8 @@ def _measure_scale(
                     "api_gap_s": round(admitted[1] - admitted[0], 3) if len(admitted) > 1 else None,
                     "api_tail_s": round(tail, 3) if tail is not None else None,
                     "warehouse_steps_s": warehouse,
+                    # step -> how many assets it materialized: the no-op floor's shape
+                    "warehouse_shape": shape,
                     "warehouse_s": round(sum(warehouse.values()), 4),
                     "rebuilt": sorted(warehouse),
                     "skip_message": skip_lines[-1].strip() if skip_lines else None,
@@ -487,18 +454,21 @@ def _measure_scale(
                 }
             )
     cold, rerun = passes
-    echo(f"[{scale.label}] Dagster's fixed cost, COPY baseline, correctness ...")
-    noop = run_process(
-        [sys.executable, "-m", "benchmarks.noop"],
-        env=user_env(DAGSTER_HOME=str(home)),
+    echo(f"[{scale.label} {code.label}] Dagster's fixed cost, COPY baseline, correctness ...")
+    steps = ",".join(f"{k}:{n}" for k, n in cold["warehouse_shape"].items())
+    noop = measured(
+        [sys.executable, "-m", "benchmarks.noop", "warehouse", "--steps", steps],
+        code=None,
+        env=harness.env(code, DAGSTER_HOME=str(home)),
         cwd=workdir,
         timeout=timeout,
     )
     if noop.returncode != 0:
-        raise RuntimeError(f"benchmarks.noop failed: {noop.stderr.strip()[-500:]}")
-    with open_instance(home) as instance:
-        noop_times = run_times(instance, noop.stdout.strip().splitlines()[-1])
-    overhead = sum(noop_times.steps[s][1] - noop_times.steps[s][0] for s in NOOP_STEPS.values())
+        raise RuntimeError(noop.failure("benchmarks.noop warehouse"))
+    noop_result = json.loads(noop.stdout.strip().splitlines()[-1])
+    with open_instance(home) as dagster_instance:
+        noop_times = run_times(dagster_instance, noop_result["run_ids"][0])
+    overhead = sum(end - start for start, end in noop_times.steps.values())
     copies = copy_baseline(database_url, schema)
     copy_s, copy_fk_s, rows = (
         float(copies["copy_s"]),
@@ -540,6 +510,7 @@ def _measure_scale(
             "problems": problems,
             "passes": {"cold": cold, "rerun": rerun},
             "noop_run": {"run_id": noop_times.run_id, "wall_s": round(noop_times.wall_s, 3)},
+            "loadavg_after": loadavg(),
         }
     )
     return result
@@ -549,6 +520,8 @@ def _measure_scale(
 
 
 def machine(database_url: str) -> dict[str, Any]:
+    import os
+
     meminfo = Path("/proc/meminfo")
     total_kib = 0
     if meminfo.exists():
@@ -557,16 +530,6 @@ def machine(database_url: str) -> dict[str, Any]:
                 total_kib = int(line.split()[1])
     with psycopg.connect(psycopg_url(database_url)) as conn:
         server = conn.execute("SHOW server_version").fetchone()
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
     return {
         "cpus": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
@@ -576,47 +539,68 @@ def machine(database_url: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "postgresql": server[0] if server else None,
         "dagster": dg.__version__,
-        "commit": commit,
+        "benchmark_commit": Checkout.at(REPO).label,
     }
 
 
-def targets(scales: list[dict[str, Any]]) -> dict[str, Any]:
-    """Issue 6's targets, evaluated on the scales that ran (None: that scale did not run)."""
-    by_label = {s["scale"]: s for s in scales}
-    big, mid = by_label.get("4000x50"), by_label.get("400x50")
-    linear = None
-    if big and mid and mid["warehouse_us_per_row"]:
-        linear = round(big["warehouse_us_per_row"] / mid["warehouse_us_per_row"], 2)
-    return {
-        "api_within_1.15x_floor": {
-            f"{s['scale']} at {s['limit_per_window']}/{s['window_s']:g}s": s["api_ratio"]
-            is not None
-            and s["api_ratio"] <= API_RATIO_TARGET
-            for s in scales
-        },
-        "zero_refused": all(s["refused"] == 0 for s in scales),
-        "warehouse_400x50_within_2s_of_overhead": (
-            mid["warehouse_above_overhead_s"] <= WAREHOUSE_400_TARGET_S if mid else None
-        ),
-        "warehouse_4000x50_within_3x_copy": (
-            big["warehouse_above_overhead_s"] <= WAREHOUSE_COPY_FACTOR * big["copy_s"]
-            if big
-            else None
-        ),
-        "warehouse_4000x50_within_3x_copy_with_foreign_keys": (
-            big["warehouse_above_overhead_s"] <= WAREHOUSE_COPY_FACTOR * big["copy_fk_s"]
-            if big
-            else None
-        ),
-        "per_row_cost_4000x50_over_400x50": linear,
-        "peak_4000x50_under_1GiB": (big["peak_rss_mib"] < PEAK_MEMORY_TARGET_MIB if big else None),
-        "rerun_rebuilds_nothing": all(s["rerun_skipped"] for s in scales),
-        "data_correct": all(s["correct"] for s in scales),
-    }
+def targets(
+    scales: list[dict[str, Any]],
+    cold: dict[str, Any] | None = None,
+    materialize: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The targets of issues 6 and 10, evaluated on what ran (None: it did not run)."""
+    labels = {s["code"] for s in scales}
+    by_label = {(s["code"], s["scale"]): s for s in scales}
+    result: dict[str, Any] = {}
+    for label in sorted(labels):
+        big, mid = by_label.get((label, "4000x50")), by_label.get((label, "400x50"))
+        linear = None
+        if big and mid and mid["warehouse_us_per_row"]:
+            linear = round(big["warehouse_us_per_row"] / mid["warehouse_us_per_row"], 2)
+        mine = [s for s in scales if s["code"] == label]
+        checks = {
+            "api_within_1.15x_floor": {
+                f"{s['scale']} at {s['limit_per_window']}/{s['window_s']:g}s": s["api_ratio"]
+                is not None
+                and s["api_ratio"] <= API_RATIO_TARGET
+                for s in mine
+            },
+            "zero_refused": all(s["refused"] == 0 for s in mine),
+            "warehouse_400x50_within_2s_of_overhead": (
+                mid["warehouse_above_overhead_s"] <= WAREHOUSE_400_TARGET_S if mid else None
+            ),
+            "warehouse_4000x50_within_3x_copy": (
+                big["warehouse_above_overhead_s"] <= WAREHOUSE_COPY_FACTOR * big["copy_s"]
+                if big
+                else None
+            ),
+            "warehouse_4000x50_within_3x_copy_with_foreign_keys": (
+                big["warehouse_above_overhead_s"] <= WAREHOUSE_COPY_FACTOR * big["copy_fk_s"]
+                if big
+                else None
+            ),
+            "per_row_cost_4000x50_over_400x50": linear,
+            "peak_4000x50_under_1GiB": (
+                big["peak_rss_mib"] < PEAK_MEMORY_TARGET_MIB if big else None
+            ),
+            "rerun_rebuilds_nothing": all(s["rerun_skipped"] for s in mine),
+            "data_correct": all(s["correct"] for s in mine),
+        }
+        result[label] = checks
+    for kind, part, key in (
+        ("cold_refresh_within_1.3x_floor", cold, "cold_within_target"),
+        ("default_materialize_within_1.5x_in_process", materialize, "within_target"),
+    ):
+        for label, c in ((part or {}).get("checkouts") or {}).items():
+            result.setdefault(label, {})[kind] = c.get(key)
+    if len(result) == 1:  # one checkout: the targets themselves, as before
+        return next(iter(result.values()))
+    return result
 
 
 COLUMNS = [
     ("scale", "scale", "{}"),
+    ("code", "code", "{}"),
     ("R/W", None, None),
     ("floor s", "api_floor_s", "{:.1f}"),
     ("API s", "api_s", "{:.1f}"),
@@ -669,62 +653,123 @@ def table(scales: list[dict[str, Any]]) -> str:
 def run_benchmark(
     scales: Sequence[Scale],
     *,
+    codes: Sequence[Checkout] | None = None,
     window: float = 2.0,
     squad: int = 0,
     instance: str = "sqlite",
+    cold_repetitions: int = 0,
+    materialize_repetitions: int = 0,
+    quiet_load: float | None = None,
+    quiet_timeout: float = 1800.0,
     database_url: str | None = None,
     workdir: Path | None = None,
-    json_path: Path | None = DEFAULT_JSON,
+    json_path: Path | None = None,
+    update_baseline: bool = False,
+    results_dir: Path = RESULTS_DIR,
     timeout: float = 3600.0,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Measure every scale; stop every server this started, also on failure."""
+    """Measure every part; stop every server this started, also on failure. The JSON is
+    rewritten after each part (`"complete": false` until the last), so a failure late in a long
+    run keeps what was measured."""
+    codes = distinct(list(codes or [Checkout.at(REPO)]))
+    if update_baseline and json_path is None:
+        refuse_to_shrink(results_dir / BASELINE.name, scales, window)
+    path = results_path(json_path, update_baseline=update_baseline, results_dir=results_dir)
     root = Path(tempfile.mkdtemp(prefix="football-bench-", dir=workdir))
+    harness = Harness(root)
     pgdata = root / "pgdata"
     started_pg = database_url is None
+    report: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
+        "entry_point": "football-assets refresh (via python -m benchmarks.measured_cli refresh)",
+        "checkouts": [{"label": c.label, "path": str(c.path)} for c in codes],
+        "complete": False,
+        "scales": [],
+    }
+    waits: list[dict[str, Any]] = []
+
+    def quiet(part: str) -> None:
+        seen = wait_for_quiet(quiet_load, timeout_s=quiet_timeout, echo=echo)
+        waits.append({"before": part, **seen})
+
     try:
         url = database_url or start_embedded_postgres(pgdata)
-        results = [
-            measure_scale(
-                scale,
-                window=window,
+        report["machine"] = machine(url)
+        report["machine"]["commit"] = codes[-1].label
+        report["load"] = waits
+        if cold_repetitions:
+            quiet("cold refresh ratio")
+            report["cold_refresh"] = cold_module.cold_refresh_ratio(
+                codes,
+                repetitions=cold_repetitions,
                 database_url=url,
-                workdir=root / scale.slug(scale.window or window),
-                squad=squad,
-                instance=instance,
-                timeout=timeout,
+                harness=harness,
+                workdir=root / "cold",
                 echo=echo,
             )
-            for scale in scales
-        ]
-        report = {
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
-            "machine": machine(url),
-            "entry_point": (
-                "football-assets refresh (via python -m benchmarks.measured_cli refresh)"
-            ),
-            "scales": results,
-            "targets": targets(results),
-        }
+            write_json(path, report)
+        if materialize_repetitions:
+            quiet("materialize paths")
+            report["materialize"] = materialize_module.materialize_paths(
+                codes,
+                repetitions=materialize_repetitions,
+                database_url=url,
+                harness=harness,
+                workdir=root / "materialize",
+                echo=echo,
+            )
+            write_json(path, report)
+        for scale in scales:
+            for number, code in enumerate(codes):
+                quiet(f"{scale.label} {code.label}")
+                slug = scale.slug(scale.window or window)
+                report["scales"].append(
+                    measure_scale(
+                        scale,
+                        code=code,
+                        harness=harness,
+                        window=window,
+                        database_url=url,
+                        workdir=root / f"{slug}-{number}",
+                        squad=squad,
+                        instance=instance,
+                        timeout=timeout,
+                        echo=echo,
+                    )
+                )
+                write_json(path, report)
+        report["targets"] = targets(
+            report["scales"], report.get("cold_refresh"), report.get("materialize")
+        )
+        report["complete"] = True
+        report["loadavg_end"] = loadavg()
     finally:
         if started_pg:
             stop_embedded_postgres(pgdata)
         shutil.rmtree(root, ignore_errors=True)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(json_path)
+        if report["scales"] or report.get("cold_refresh") or report.get("materialize"):
+            write_json(path, report)
+    report["json_path"] = str(path)
     return report
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--scales",
         default="13x20,400x50,4000x50",
-        help="comma-separated CxT[:R] (competitions x teams each, R requests per window)",
+        help="comma-separated CxT[:R[/W]] (competitions x teams each, R requests per W s); "
+        "'' for none",
     )
     parser.add_argument("--window", type=float, default=2.0, help="rate window W in seconds")
     parser.add_argument("--squad", type=int, default=0, help="players per team (payload weight)")
@@ -735,34 +780,110 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Dagster instance storage: sqlite (what `football-assets` uses out of the box) or "
         "postgres (as the compose deployment), on the benchmark's PostgreSQL",
     )
+    parser.add_argument(
+        "--code",
+        action="append",
+        type=Path,
+        help="a checkout of the project to measure instead of this one (repeat to compare, "
+        "e.g. a `git worktree` of an older commit, then this one)",
+    )
+    parser.add_argument(
+        "--cold", type=int, default=0, metavar="N", help="cold refresh vs its floor, N times"
+    )
+    parser.add_argument(
+        "--materialize",
+        type=int,
+        default=0,
+        metavar="N",
+        help="dagster asset materialize and a GraphQL launch, default vs in-process, N times",
+    )
+    parser.add_argument(
+        "--quiet-load",
+        type=float,
+        metavar="LOAD",
+        help="before each part, wait until the 1-minute load average stays below LOAD for 30 s",
+    )
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="measure anyway after waiting S seconds for --quiet-load (default 1800)",
+    )
     parser.add_argument("--database-url", help="a PostgreSQL to use instead of an embedded one")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the JSON goes")
+    parser.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help=f"rewrite {BASELINE.relative_to(REPO)} (the committed baseline) with this run",
+    )
+    parser.add_argument("--json", type=Path, help="write the JSON exactly here")
     args = parser.parse_args(argv)
     scales = [Scale.parse(s) for s in args.scales.split(",") if s.strip()]
-    report = run_benchmark(
+    try:
+        codes = [Checkout.at(p) for p in args.code] if args.code else None
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.update_baseline and codes and len(codes) > 1:
+        parser.error("--update-baseline takes one checkout: the baseline is one commit's")
+    # Stopped by a signal (also when started in the background, where SIGINT is ignored), the
+    # run still stops the PostgreSQL it started and removes its scratch folder.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        report = _run(args, scales, codes)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _print(report)
+    return 0 if all(s["correct"] for s in report["scales"]) else 1
+
+
+def _run(
+    args: argparse.Namespace, scales: list[Scale], codes: list[Checkout] | None
+) -> dict[str, Any]:
+    return run_benchmark(
         scales,
+        codes=codes,
         window=args.window,
         squad=args.squad,
         instance=args.instance,
+        cold_repetitions=args.cold,
+        materialize_repetitions=args.materialize,
+        quiet_load=args.quiet_load,
+        quiet_timeout=args.quiet_timeout,
         database_url=args.database_url,
         json_path=args.json,
+        update_baseline=args.update_baseline,
     )
+
+
+def _print(report: dict[str, Any]) -> None:
     m = report["machine"]
     print()
     print(
         f"{m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL "
-        f"{m['postgresql']}, Dagster {m['dagster']}, commit {m['commit']}"
+        f"{m['postgresql']}, Dagster {m['dagster']}; measured: "
+        + ", ".join(f"{c['label']} ({c['path']})" for c in report["checkouts"])
     )
-    print(table(report["scales"]))
+    print(
+        "Load average (1 min) before each part: "
+        + ", ".join(
+            f"{w['before']}: {w['loadavg'][0] if w['loadavg'] else '?'}" for w in report["load"]
+        )
+    )
+    if report["scales"]:
+        print(table(report["scales"]))
     for s in report["scales"]:
         message = s["passes"]["rerun"]["skip_message"]
         if message:
-            print(f"{s['scale']} rerun: {message}")
+            print(f"{s['scale']} {s['code']} rerun: {message}")
         for problem in s["problems"]:
-            print(f"{s['scale']} WRONG DATA: {problem}")
+            print(f"{s['scale']} {s['code']} WRONG DATA: {problem}")
+    if "cold_refresh" in report:
+        print(cold_module.table(report["cold_refresh"]))
+    if "materialize" in report:
+        print(materialize_module.table(report["materialize"]))
     print("Targets:", json.dumps(report["targets"]))
-    print(f"JSON: {args.json}")
-    return 0 if all(s["correct"] for s in report["scales"]) else 1
+    print(f"JSON: {report['json_path']}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from benchmarks import run as bench
 from benchmarks.run import WAREHOUSE_STEPS, Scale, run_benchmark, table
 
 FIELDS = [
     "scale",
+    "code",
     "pairs",
     "distinct_teams",
     "requests",
@@ -33,21 +38,33 @@ FIELDS = [
     "rerun_skipped",
     "correct",
 ]
+STAMPED = re.compile(r"^\d{8}T\d{6}Z(-\d+)?\.json$")
 
 
 @pytest.mark.slow
 def test_the_benchmark_measures_13x20_and_the_data_is_exact(pg_url: str, tmp_path: Path) -> None:
-    json_path = tmp_path / "results" / "latest.json"
+    results = tmp_path / "results"
+    results.mkdir()
+    baseline = results / "latest.json"
+    baseline.write_text('{"scales": ["the five-scale baseline"]}\n', encoding="utf-8")
     report = run_benchmark(
         [Scale.parse("13x20:10")],
         window=1.0,
         database_url=pg_url,
         workdir=tmp_path,
-        json_path=json_path,
+        results_dir=results,
         echo=lambda _: None,
     )
 
-    assert json.loads(json_path.read_text(encoding="utf-8")) == json.loads(json.dumps(report))
+    # Without --update-baseline the run goes to a new file; the baseline is untouched.
+    assert baseline.read_text(encoding="utf-8") == '{"scales": ["the five-scale baseline"]}\n'
+    (written,) = [p for p in results.iterdir() if p != baseline]
+    assert STAMPED.match(written.name), written.name
+    assert report["json_path"] == str(written)
+    stored = json.loads(written.read_text(encoding="utf-8"))
+    assert stored == json.loads(json.dumps({k: v for k, v in report.items() if k != "json_path"}))
+    assert stored["complete"] is True
+
     (scale,) = report["scales"]
     missing = [f for f in FIELDS if scale.get(f) is None]
     assert not missing, missing
@@ -57,8 +74,11 @@ def test_the_benchmark_measures_13x20_and_the_data_is_exact(pg_url: str, tmp_pat
     assert scale["refused"] == 0
     cold, rerun = scale["passes"]["cold"], scale["passes"]["rerun"]
     assert cold["requests"] == rerun["requests"] == 14
+    # The warehouse phase: the three tables in one step, then the report; the no-op floor of
+    # the same shape.
     assert cold["rebuilt"] == sorted(WAREHOUSE_STEPS)
     assert set(cold["warehouse_steps_s"]) == set(WAREHOUSE_STEPS)
+    assert cold["warehouse_shape"] == {"warehouse_tables": 3, "summary_csv": 1}
     # The rerun got byte-identical answers: it rebuilt nothing, and said why.
     assert scale["rerun_skipped"] and rerun["rebuilt"] == []
     assert "unchanged" in rerun["skip_message"]
@@ -69,4 +89,55 @@ def test_the_benchmark_measures_13x20_and_the_data_is_exact(pg_url: str, tmp_pat
     printed = table(report["scales"])
     assert "13x20" in printed and "10/1s" in printed
     # The scale's schema and the benchmark's scratch folder are gone.
-    assert [p.name for p in tmp_path.iterdir()] == ["results"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_results_go_to_a_new_file_unless_the_baseline_is_asked_for(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 1, 18, 5, 9, tzinfo=UTC)
+    first = bench.results_path(results_dir=tmp_path, now=now)
+    assert first == tmp_path / "20261201T180509Z.json"
+    first.write_text("{}", encoding="utf-8")
+    # A second run in the same second keeps the first one's file.
+    assert bench.results_path(results_dir=tmp_path, now=now) == tmp_path / (
+        "20261201T180509Z-2.json"
+    )
+    assert bench.results_path(results_dir=tmp_path, update_baseline=True) == (
+        tmp_path / "latest.json"
+    )
+    assert bench.results_path(tmp_path / "mine.json", results_dir=tmp_path) == (
+        tmp_path / "mine.json"
+    )
+
+
+def test_the_command_line_writes_the_baseline_only_when_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def fake_run(scales: list[Scale], **options: Any) -> dict[str, Any]:
+        asked.append(options)
+        raise SystemExit(0)  # what was asked is all this test wants
+
+    monkeypatch.setattr(bench, "run_benchmark", fake_run)
+    for argv in (["--scales", "13x20"], ["--scales", "13x20", "--update-baseline"]):
+        with pytest.raises(SystemExit):
+            bench.main(argv)
+    assert [(o["update_baseline"], o["json_path"]) for o in asked] == [
+        (False, None),
+        (True, None),
+    ]
+
+
+def test_updating_the_baseline_refuses_to_drop_its_scales(tmp_path: Path) -> None:
+    baseline = tmp_path / "latest.json"
+    held = [
+        {"scale": "13x20", "limit_per_window": 10, "window_s": 2.0},
+        {"scale": "400x50", "limit_per_window": 40, "window_s": 20.0},
+    ]
+    baseline.write_text(json.dumps({"scales": held}), encoding="utf-8")
+    with pytest.raises(SystemExit, match="400x50:40/20"):
+        bench.refuse_to_shrink(baseline, [Scale.parse("13x20")], 2.0)
+    # The same scales (or more) may replace it.
+    bench.refuse_to_shrink(
+        baseline, [Scale.parse("13x20"), Scale.parse("400x50:40/20"), Scale.parse("4000x50")], 2.0
+    )

@@ -1,0 +1,369 @@
+"""Where users materialize: `dagster asset materialize` and the UI, default run config against
+the in-process executor; `--materialize N` of `benchmarks.run`.
+
+Per checkout: a fresh instance and schema, filled by one offline `football-assets refresh` (the
+raw answers the warehouse assets read), then N repetitions, alternating which goes first, of
+
+- `dagster asset materialize -m football_assets.definitions --select dim_competitions,
+  dim_teams,fact_competitions,summary_csv`, as is (the code location's executor) and with the
+  in-process executor forced by run config (`execution: {config: {in_process: {}}}` where the
+  executor is Dagster's default; where the code location's executor is in-process already,
+  the forced run is the same command): the command's wall time, and the run's own;
+- the same selection launched through the webserver's GraphQL API (`launchRun`, what the UI's
+  Materialize button sends) on `dagster-webserver` in its own process group on a free loopback
+  port: launch to RUN_SUCCESS. The instance runs launches at once (DefaultRunCoordinator):
+  `dagster dev`'s queue adds its dequeue interval (up to 5 s), the same for every executor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.harness import (
+    Checkout,
+    Harness,
+    all_run_ids,
+    drop_schema,
+    loadavg,
+    measured,
+    measured_cli,
+    median,
+    new_runs,
+    open_instance,
+    run_process,
+    summary,
+)
+
+SELECTION = ("dim_competitions", "dim_teams", "fact_competitions", "summary_csv")
+MODULE = "football_assets.definitions"
+DEFAULT_RATIO_TARGET = 1.5
+# The instance's runs start at once, without a daemon (see the module docstring).
+INSTANCE_YAML = """\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+
+EXECUTOR_PROBE = (
+    f"from {MODULE} import defs; "
+    "print(defs.resolve_implicit_global_asset_job_def().executor_def.name)"
+)
+
+LAUNCH = """
+mutation Launch($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+RUN_STATUS = """
+query Status($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } ... on Error { message } }
+}
+"""
+WORKSPACE = """
+{
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on RepositoryLocation { name repositories { name } }
+          ... on PythonError { message }
+        }
+      }
+    }
+  }
+}
+"""
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def forced_in_process(executor: str) -> tuple[dict[str, Any] | None, str]:
+    """Run config forcing the in-process executor, and how, for this executor name."""
+    if executor == "multi_or_in_process_executor":
+        return {"execution": {"config": {"in_process": {}}}}, "execution.config.in_process"
+    if executor == "in_process":
+        return {}, "none needed: the code location's executor is in_process"
+    return None, f"cannot be forced by run config ({executor})"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = requests.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+    )
+    answer.raise_for_status()
+    body = answer.json()
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL error: {body['errors'][0].get('message')}")
+    return dict(body["data"])
+
+
+@contextmanager
+def webserver(env: dict[str, str], cwd: Path, timeout: float = 180.0) -> Iterator[dict[str, str]]:
+    """`dagster-webserver` on a free loopback port, in its own process group, stopped (the
+    whole group: code server and run workers too) however this ends. Yields its URL, code
+    location and repository once the code location has loaded."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (cwd / "webserver.log").open("wb")
+    args = [sys.executable, "-m", "dagster_webserver", "-m", MODULE, "-h", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*args, "-p", str(port)],
+        env=env,
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"dagster-webserver exited ({proc.returncode}); see its log")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dagster-webserver did not load {MODULE} in {timeout:.0f} s")
+            try:
+                workspace = graphql(url, WORKSPACE)["workspaceOrError"]
+            except (requests.RequestException, RuntimeError):
+                time.sleep(0.5)
+                continue
+            for entry in workspace.get("locationEntries") or []:
+                location = entry.get("locationOrLoadError") or {}
+                if location.get("__typename") == "PythonError":
+                    raise RuntimeError(f"code location failed: {location.get('message')}")
+                if location.get("__typename") == "RepositoryLocation":
+                    yield {
+                        "url": url,
+                        "location": location["name"],
+                        "repository": location["repositories"][0]["name"],
+                    }
+                    return
+            time.sleep(0.5)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+        log.close()
+
+
+def launch(server: dict[str, str], run_config: dict[str, Any], timeout: float) -> tuple[str, float]:
+    """Launch the selection as the UI does; wait for the run to finish. (run id, launched at)."""
+    params = {
+        "selector": {
+            "repositoryLocationName": server["location"],
+            "repositoryName": server["repository"],
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": [key]} for key in SELECTION],
+        },
+        "runConfigData": run_config,
+        "mode": "default",
+        "executionMetadata": {"tags": []},
+    }
+    launched = time.time()
+    answer = graphql(server["url"], LAUNCH, {"executionParams": params})["launchRun"]
+    if answer["__typename"] != "LaunchRunSuccess":
+        why = answer.get("message") or json.dumps(answer.get("errors"))
+        raise RuntimeError(f"launchRun: {answer['__typename']}: {why}")
+    run_id = answer["run"]["runId"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = graphql(server["url"], RUN_STATUS, {"runId": run_id})["runOrError"]
+        if status.get("status") in FINISHED:
+            if status["status"] != "SUCCESS":
+                raise RuntimeError(f"run {run_id} launched through GraphQL: {status['status']}")
+            return run_id, launched
+        time.sleep(0.1)
+    raise RuntimeError(f"run {run_id} launched through GraphQL did not finish in {timeout:.0f} s")
+
+
+def _run_events(home: Path, run_id: str) -> dict[str, float]:
+    """The run's RUN_START and RUN_SUCCESS timestamps, as the instance recorded them."""
+    import dagster as dg
+
+    with open_instance(home) as instance:
+        stamps: dict[str, float] = {}
+        kinds = {dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS}
+        for entry in instance.all_logs(run_id, of_type=kinds):
+            if entry.dagster_event_type is not None:
+                stamps[entry.dagster_event_type.name] = entry.timestamp
+    return stamps
+
+
+def materialize_paths(
+    codes: Sequence[Checkout],
+    *,
+    repetitions: int,
+    database_url: str,
+    harness: Harness,
+    workdir: Path,
+    timeout: float = 900.0,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"repetitions": repetitions, "selection": list(SELECTION)}
+    checkouts: dict[str, Any] = {}
+    for number, code in enumerate(codes):
+        where = workdir / f"code{number}"
+        home, output = where / "home", where / "output"
+        home.mkdir(parents=True)
+        (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+        schema = f"bench_materialize_{number}"
+        env = harness.env(
+            code,
+            DAGSTER_HOME=str(home),
+            XDG_STATE_HOME=str(where / "state"),
+            DATABASE_URL=database_url,
+            FOOTBALL_DB_SCHEMA=schema,
+            FOOTBALL_OUTPUT_DIR=str(output),
+        )
+        drop_schema(database_url, schema)
+        try:
+            checkouts[code.label] = _one_checkout(
+                code, env, home, where, repetitions, timeout, echo
+            )
+        finally:
+            drop_schema(database_url, schema)
+    result["checkouts"] = checkouts
+    return result
+
+
+def _one_checkout(
+    code: Checkout,
+    env: dict[str, str],
+    home: Path,
+    where: Path,
+    repetitions: int,
+    timeout: float,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    filled = measured(measured_cli("refresh"), code=code, env=env, cwd=where, timeout=timeout)
+    if filled.returncode != 0:
+        raise RuntimeError(filled.failure(f"{code.label}: the offline refresh filling the schema"))
+    probe = run_process([sys.executable, "-c", EXECUTOR_PROBE], env=env, cwd=where, timeout=120)
+    if probe.returncode != 0:
+        raise RuntimeError(probe.failure(f"{code.label}: reading the code location's executor"))
+    executor = probe.stdout.strip().splitlines()[-1]
+    forced, how = forced_in_process(executor)
+    modes: dict[str, dict[str, Any] | None] = {"default": None}
+    if forced is not None:
+        modes["in_process"] = forced
+    config_files = {}
+    for mode, config in modes.items():
+        if config:
+            path = where / f"{mode}.json"  # JSON is YAML, which -c reads
+            path.write_text(json.dumps(config), encoding="utf-8")
+            config_files[mode] = path
+    cli: dict[str, dict[str, list[float]]] = {m: {"wall": [], "run": []} for m in modes}
+    ui: dict[str, dict[str, list[float]]] = {
+        m: {"launch_to_success": [], "launch_to_start": [], "run": []} for m in modes
+    }
+    loads: list[float] = []
+    order = list(modes)
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", MODULE]
+    command += ["--select", ",".join(SELECTION)]
+    for rep in range(repetitions):
+        for mode in order[rep % len(order) :] + order[: rep % len(order)]:
+            before = all_run_ids(home)
+            extra = ["-c", str(config_files[mode])] if mode in config_files else []
+            loads.extend(loadavg()[:1])
+            proc = run_process([*command, *extra], env=env, cwd=where, timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(proc.failure(f"{code.label}: dagster asset materialize"))
+            (run,) = new_runs(home, before)
+            if not run.success:
+                raise RuntimeError(f"{code.label}: dagster asset materialize: run {run.run_id}")
+            cli[mode]["wall"].append(proc.wall_s)
+            cli[mode]["run"].append(run.wall_s)
+            echo(
+                f"[materialize {code.label} {rep + 1}/{repetitions}] CLI {mode}: "
+                f"{proc.wall_s:.2f} s (run {run.wall_s:.2f} s)"
+            )
+    with webserver(env, where) as server:
+        for rep in range(repetitions):
+            for mode in order[rep % len(order) :] + order[: rep % len(order)]:
+                loads.extend(loadavg()[:1])
+                run_id, launched = launch(server, modes[mode] or {}, timeout)
+                stamps = _run_events(home, run_id)
+                success, start = stamps["RUN_SUCCESS"], stamps["RUN_START"]
+                ui[mode]["launch_to_success"].append(success - launched)
+                ui[mode]["launch_to_start"].append(start - launched)
+                ui[mode]["run"].append(success - start)
+                echo(
+                    f"[materialize {code.label} {rep + 1}/{repetitions}] UI {mode}: "
+                    f"{success - launched:.2f} s (run {success - start:.2f} s)"
+                )
+    out: dict[str, Any] = {
+        "path": str(code.path),
+        "executor": executor,
+        "in_process_forced_by": how,
+        "loadavg_1min": summary(loads) if loads else None,
+        "cli": {m: {k: summary(v) for k, v in d.items()} for m, d in cli.items()},
+        "webserver": {m: {k: summary(v) for k, v in d.items()} for m, d in ui.items()},
+    }
+    if "in_process" in modes:
+        cli_ratio = (median(cli["default"]["wall"]) or 0) / (median(cli["in_process"]["wall"]) or 1)
+        ui_ratio = (median(ui["default"]["launch_to_success"]) or 0) / (
+            median(ui["in_process"]["launch_to_success"]) or 1
+        )
+        out["cli_default_over_in_process"] = round(cli_ratio, 3)
+        out["webserver_default_over_in_process"] = round(ui_ratio, 3)
+        out["within_target"] = cli_ratio <= DEFAULT_RATIO_TARGET and ui_ratio <= (
+            DEFAULT_RATIO_TARGET
+        )
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"Materialize {','.join(result['selection'])} ({result['repetitions']} repetitions, "
+        "interleaved; medians in s):"
+    ]
+    for label, c in result["checkouts"].items():
+        lines.append(
+            f"  {label} (executor {c['executor']}; in-process: {c['in_process_forced_by']})"
+        )
+        for mode, d in c["cli"].items():
+            lines.append(
+                f"    CLI {mode}: {d['wall']['median_s']:.2f} wall, run {d['run']['median_s']:.2f}"
+            )
+        for mode, d in c["webserver"].items():
+            lines.append(
+                f"    GraphQL {mode}: {d['launch_to_success']['median_s']:.2f} launch->success "
+                f"(to RUN_START {d['launch_to_start']['median_s']:.2f}, run "
+                f"{d['run']['median_s']:.2f})"
+            )
+        if "cli_default_over_in_process" in c:
+            lines.append(
+                f"    default / in-process: CLI {c['cli_default_over_in_process']:.2f}, "
+                f"GraphQL {c['webserver_default_over_in_process']:.2f}"
+            )
+    return "\n".join(lines)
