@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +45,26 @@ def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         os.environ.pop("XDG_STATE_HOME", None)
     else:
         os.environ["XDG_STATE_HOME"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The embedded PostgreSQL outlives the process that started it: a test whose `db stop`
+    did not run to the end (a timeout, a kill) would leave one running. At the end of the
+    session, stop every server still running in the session's folders by its postmaster.pid."""
+    yield
+    for pid_file in tmp_path_factory.getbasetemp().glob("**/pgdata/postmaster.pid"):
+        try:
+            pid = int(pid_file.read_text(encoding="utf-8").split()[0])
+            os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+        except (OSError, ValueError, IndexError):
+            continue
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and pid_file.exists():
+            time.sleep(0.1)
+        if pid_file.exists():  # only then: once the file is gone, the pid may be another's
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
