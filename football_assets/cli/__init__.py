@@ -14,6 +14,7 @@ hands it to `settings.load()`, and to psql.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
@@ -82,7 +83,9 @@ def _db(config: Settings, action: str, show_password: bool) -> int:
 
 def _leave_now(code: int) -> None:
     """Exit without Python's teardown, which spends most of a second freeing the objects of the
-    Dagster modules status loaded. Safe here: status wrote no file and closed what it opened."""
+    Dagster modules the command loaded. Safe after status and refresh: they closed what they
+    opened (the instance, the warehouse, the log file), and the exit handlers still run."""
+    atexit._run_exitfuncs()  # logging's flush among them
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -122,9 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "refresh":
             from football_assets.cli import refresh_command
 
-            return refresh_command.run(
+            code = refresh_command.run(
                 config, competitions=args.competition, force=args.force, verbose=args.verbose
             )
+            if argv is None:  # the program itself, not a caller in this process
+                _leave_now(code)
+            return code
         if args.command == "status":
             code = _status(config, args.json)
             if argv is None:  # the program itself, not a caller in this process

@@ -8,6 +8,7 @@ caller prints the one-line verdict on stderr, the only thing written there.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -145,6 +146,9 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
     from football_assets.refresh import RefreshFailed, UnknownCompetitions, refresh
     from football_assets.resources.output import OutputLocation
 
+    # The modules just loaded live as long as the process: out of the collector's sight, each
+    # collection during the runs walks only what the runs create.
+    gc.freeze()
     json_mode = config.log_format == "json"
     started = time.monotonic()
     wrote = instance_home.prepare(config)
