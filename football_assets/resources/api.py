@@ -13,13 +13,12 @@ import re
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from football_assets.resources.api_answers import ApiResponse, FootballDataPermanentError
-from football_assets.resources.api_client import FootballDataClient
-from football_assets.resources.budget import open_budget
 from football_assets.resources.defaults import (
     BUDGET_SCHEMA,
     DEFAULT_API_URL,
@@ -28,6 +27,9 @@ from football_assets.resources.defaults import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_REQUESTS_PER_MINUTE,
 )
+
+if TYPE_CHECKING:  # the HTTP client (requests, pyrate-limiter) loads when a live API is used
+    from football_assets.resources.api_client import FootballDataClient
 
 SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "snapshot"
 SNAPSHOT_DATE = "2025-01-31"
@@ -77,6 +79,9 @@ class LiveFootballDataApi(FootballDataApi):
 
     def _get_client(self) -> FootballDataClient:
         if self._client is None:
+            from football_assets.resources.api_client import FootballDataClient
+            from football_assets.resources.budget import open_budget
+
             budget = open_budget(
                 base_url=self.base_url,
                 api_key=self.api_key,
