@@ -131,21 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "output_dir", None):
             env["FOOTBALL_OUTPUT_DIR"] = args.output_dir
         config = load(env)
+        if args.command == "db":
+            return _db(config, args.action, args.show_password)
         if args.command == "refresh":
             from football_assets.cli import refresh_command
 
             code = refresh_command.run(
                 config, competitions=args.competition, force=args.force, verbose=args.verbose
             )
-            if argv is None:  # the program itself, not a caller in this process
-                _leave_now(code)
-            return code
-        if args.command == "status":
+        else:
             code = _status(config, args.json)
-            if argv is None:  # the program itself, not a caller in this process
-                _leave_now(code)
-            return code
-        return _db(config, args.action, args.show_password)
+        if argv is None:  # the program itself, not a caller in this process
+            _leave_now(code)
+        return code
     except KeyboardInterrupt:
         print("football-assets: interrupted", file=sys.stderr)
         return 130
