@@ -1,1 +1,1 @@
-"""Benchmarks of the whole pipeline against its physical limits (see README, "Performance")."""
+"""Benchmarks of the whole pipeline against its physical limits (see docs/performance.md)."""

@@ -239,7 +239,7 @@ def stack(moto: dict[str, str]) -> dict[str, Any]:
         ]["SubnetId"]
         for i, z in ((1, "a"), (2, "b"))
     ]
-    # The operator's step before the first deploy (README, "Deploy to AWS"): key as SecureString.
+    # The operator's step before the first deploy (docs/deploy-aws.md): key as SecureString.
     client("ssm").put_parameter(Name="/football-assets/api-key", Value=API_KEY, Type="SecureString")
     deployed, by_api = deploy(
         {

@@ -507,14 +507,14 @@ def test_deploy_is_skipped_green_without_aws_settings(workflow: dict[Any, Any]) 
 
 # --- every documented variable reaches every container -------------------------------------
 
-README = ROOT / "README.md"
+CONFIGURATION = ROOT / "docs" / "configuration.md"
 ENV_EXAMPLE = ROOT / ".env.example"
 ECS_INSTANCE_YAML = ROOT / "deploy" / "aws" / "dagster.yaml"
 ECS_TEMPLATE = ROOT / "deploy" / "aws" / "template.yaml"
 PACKAGE = ROOT / "football_assets"
 
 # Where a variable must be, by kind of place. A variable may skip a kind only for a reason
-# written here; everything else in the README's configuration table must be everywhere.
+# written here; everything else in docs/configuration.md's table must be everywhere.
 PLACES = (".env.example", "compose", "docker launcher", "ecs launcher", "ecs task")
 CONTAINERS = ("compose", "docker launcher", "ecs launcher", "ecs task")
 EXEMPT: dict[str, dict[str, str]] = {
@@ -533,9 +533,9 @@ EXEMPT: dict[str, dict[str, str]] = {
 
 
 def readme_configuration_variables() -> set[str]:
-    """The first column of the table under README.md's `## Configuration` heading."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    """The first column of the table under docs/configuration.md's `## Environment variables`."""
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    section = text.split("\n## Environment variables\n", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|", section, re.MULTILINE))
 
 
@@ -587,7 +587,7 @@ def test_variables_comparison_catches_a_missing_one() -> None:
     # As before this test existed: compose did not pass the timeouts on.
     places["compose football_code"][1].discard("FOOTBALL_DATA_READ_TIMEOUT")
     places["EcsRunLauncher env_vars/secrets"][1].discard("FOOTBALL_DATA_API_KEY")
-    # A row the lead adds to README.md is picked up like any other.
+    # A row the lead adds to docs/configuration.md is picked up like any other.
     documented = readme_configuration_variables() | {"FOOTBALL_NEW_SETTING"}
     problems = missing_variables(documented, places)
     assert "FOOTBALL_DATA_READ_TIMEOUT is not in compose football_code" in problems
@@ -598,7 +598,7 @@ def test_variables_comparison_catches_a_missing_one() -> None:
 def test_nothing_undocumented_is_set_or_read() -> None:
     """The other way round: what .env.example sets is documented (or only feeds compose's own
     interpolation), and every FOOTBALL_* variable a container gets or the package reads is in
-    the README's table."""
+    docs/configuration.md's table."""
     documented = readme_configuration_variables()
     compose_text = COMPOSE.read_text(encoding="utf-8")
     for name in env_example_variables() - documented:
@@ -615,7 +615,7 @@ def test_nothing_undocumented_is_set_or_read() -> None:
         text = source.read_text(encoding="utf-8")
         read |= set(re.findall(r"[\"'](FOOTBALL_[A-Z0-9_]+|DATABASE_URL)[\"']", text))
     undocumented = {n for n in passed | read if application.match(n)} - documented
-    assert not undocumented, f"not in README.md's configuration table: {sorted(undocumented)}"
+    assert not undocumented, f"not in docs/configuration.md's table: {sorted(undocumented)}"
 
 
 def test_exempt_variables_are_set_where_the_exemption_says() -> None:
