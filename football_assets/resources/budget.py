@@ -20,7 +20,8 @@ New York session sharing 5 per second admitted 9 in 20 ms); its NOWAIT lock turn
 into polling; it has no schema nor room for the server's word. Here each budget transaction
 holds an advisory lock per budget and stamps with the database's clock.
 
-Size: two backends of one budget (about 350 lines). They share the server's-word bookkeeping,
+Size: two backends of one budget (about 390 lines; where the SQLite file lives, how it is
+checked and read without writing, is budget_store.py). They share the server's-word bookkeeping,
 written once in the base class; split into files, each backend would import the base back.
 """
 
