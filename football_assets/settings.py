@@ -127,7 +127,7 @@ def _api_url(env: Mapping[str, str]) -> str:
     return raw.rstrip("/")
 
 
-def _folder(name: str, raw: str, *, must_exist: bool = False) -> Path:
+def _folder(name: str, raw: str, *, must_exist: bool = False, owned: bool = False) -> Path:
     """An absolute path that is, or can become, a writable folder."""
     path = Path(raw).expanduser().absolute()
     if path.exists() and not path.is_dir():
@@ -139,6 +139,12 @@ def _folder(name: str, raw: str, *, must_exist: bool = False) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(f"{name}={raw!r}: {existing} is a file, so the folder cannot exist.")
+    if owned and existing == path:
+        # PostgreSQL's own folder: not a stray file in it, not even for a moment (initdb wants
+        # it empty); the server says what it cannot write.
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{name}={raw!r}: {path} is not writable by this user.")
+        return path
     _probe(name, raw, path, existing)
     return path
 
@@ -185,7 +191,7 @@ def _output_location(env: Mapping[str, str]) -> str:
 def _embedded_pgdata(env: Mapping[str, str], *, checked: bool) -> Path:
     raw = _get(env, "FOOTBALL_EMBEDDED_PGDATA") or DEFAULT_EMBEDDED_PGDATA
     # Only checked when it is used: with DATABASE_URL set, no embedded server starts.
-    return _folder("FOOTBALL_EMBEDDED_PGDATA", raw) if checked else Path(raw).absolute()
+    return _folder("FOOTBALL_EMBEDDED_PGDATA", raw, owned=True) if checked else Path(raw).absolute()
 
 
 def _state_dir(env: Mapping[str, str]) -> Path:
