@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +127,7 @@ def _api_url(env: Mapping[str, str]) -> str:
     return raw.rstrip("/")
 
 
-def _folder(name: str, raw: str, *, must_exist: bool = False) -> Path:
+def _folder(name: str, raw: str, *, must_exist: bool = False, owned: bool = False) -> Path:
     """An absolute path that is, or can become, a writable folder."""
     path = Path(raw).expanduser().absolute()
     if path.exists() and not path.is_dir():
@@ -138,9 +139,37 @@ def _folder(name: str, raw: str, *, must_exist: bool = False) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(f"{name}={raw!r}: {existing} is a file, so the folder cannot exist.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{name}={raw!r}: {existing} is not writable by this user.")
+    if owned and existing == path:
+        # PostgreSQL's own folder: not a stray file in it, not even for a moment (initdb wants
+        # it empty); the server says what it cannot write.
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{name}={raw!r}: {path} is not writable by this user.")
+        return path
+    _probe(name, raw, path, existing)
     return path
+
+
+def _probe(name: str, raw: str, path: Path, existing: Path) -> None:
+    """Write where the folder is or will be, and remove what was written: os.access answers
+    for permissions only, and root passes it where nothing can be created (/proc, a read-only
+    mount); a page of bytes, as a full disk may still take an empty file."""
+    try:
+        if existing == path:
+            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+            try:
+                os.write(fd, bytes(4096))
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
+    except OSError as exc:
+        what = "cannot be written" if existing == path else f"cannot be created in {existing}"
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise ConfigError(
+            f"{name}={raw!r}: {path} {what} ({reason.lower()}); set {name} to a folder this "
+            "user can write."
+        ) from None
 
 
 def _output_location(env: Mapping[str, str]) -> str:
@@ -162,7 +191,7 @@ def _output_location(env: Mapping[str, str]) -> str:
 def _embedded_pgdata(env: Mapping[str, str], *, checked: bool) -> Path:
     raw = _get(env, "FOOTBALL_EMBEDDED_PGDATA") or DEFAULT_EMBEDDED_PGDATA
     # Only checked when it is used: with DATABASE_URL set, no embedded server starts.
-    return _folder("FOOTBALL_EMBEDDED_PGDATA", raw) if checked else Path(raw).absolute()
+    return _folder("FOOTBALL_EMBEDDED_PGDATA", raw, owned=True) if checked else Path(raw).absolute()
 
 
 def _state_dir(env: Mapping[str, str]) -> Path:

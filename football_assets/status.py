@@ -322,10 +322,18 @@ def _read_warehouse(conn: Any, schema: str, result: Status) -> None:
 
 
 def _budget(config: Settings, reachable: bool) -> dict[str, Any]:
-    """The API budget as the server last reported it (the request budget keeps its word)."""
+    """The API budget as the server last reported it (the request budget keeps its word), read
+    without writing: no table created, no lock or write transaction, no limiter thread."""
     if not config.live or config.api_key is None:
         return {"source": "snapshot", "budget": "none: the offline snapshot makes no requests"}
-    from football_assets.resources.budget import budget_file, open_budget
+    from football_assets.resources.budget_store import (
+        BudgetStoreError,
+        budget_file,
+        budget_id,
+        read_postgres_word,
+        read_sqlite_word,
+        store_problem,
+    )
     from football_assets.resources.defaults import BUDGET_SCHEMA
 
     out: dict[str, Any] = {
@@ -336,25 +344,23 @@ def _budget(config: Settings, reachable: bool) -> dict[str, Any]:
     }
     if config.database_url and not reachable:
         return {**out, "budget": "unknown: the database that keeps it is unreachable"}
-    if (
-        not config.database_url
-        and not budget_file(config.state_dir, config.api_url, config.api_key).exists()
-    ):
-        return {**out, "budget": "no request recorded yet"}
-    budget = open_budget(
-        base_url=config.api_url,
-        api_key=config.api_key,
-        limit=config.requests_per_minute,
-        window_seconds=config.rate_window_seconds,
-        state_dir=config.state_dir,
-        database_url=config.database_url,
-        schema=BUDGET_SCHEMA,
-    )
+    api = budget_id(config.api_url, config.api_key)
+    path = budget_file(config.state_dir, config.api_url, config.api_key)
     try:
-        word = budget.last_server_word()
-    finally:
-        budget.close()
-    if word is None:
+        if config.database_url:
+            word = read_postgres_word(config.database_url, BUDGET_SCHEMA, api)
+        elif not path.exists():
+            return {**out, "budget": "no request recorded yet"}
+        else:
+            word = read_sqlite_word(path, api)
+            if problem := store_problem(path):  # readable, but the next refresh would stop
+                out["problem"] = problem
+    except BudgetStoreError as exc:  # one line naming the file and what to do
+        return {**out, "budget": f"unknown: {exc}", "problem": str(exc)}
+    except Exception as exc:  # the database refused the read: say so, go on
+        line = f"the request budget could not be read ({_first_line(exc, config)})"
+        return {**out, "budget": f"unknown: {line}", "problem": line}
+    if word is None or time.time() >= word[1]:
         return {**out, "budget": "full: the server's counter has reset since it last answered"}
     available, reset_at = word
     clock = datetime.fromtimestamp(reset_at, UTC).strftime("%H:%M:%S")

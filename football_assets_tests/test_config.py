@@ -9,6 +9,9 @@ variables count as unset, `.env` is read (variables already set win over it), an
 from __future__ import annotations
 
 import csv
+import errno
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,10 @@ BAD_VALUES = [
     ("FOOTBALL_OUTPUT_DIR", "ftp://host/out", "a folder or s3://bucket/prefix"),
     ("FOOTBALL_OUTPUT_DIR", "{file}", "set it to a folder"),
     ("FOOTBALL_OUTPUT_DIR", "{file}/below", "so the folder cannot exist"),
+    # Root passes os.access on /proc, where nothing can be created: probed by writing.
+    ("FOOTBALL_OUTPUT_DIR", "/proc/x", "/proc/x cannot be created in /proc"),
+    ("DAGSTER_HOME", "/proc/x", "/proc/x cannot be created in /proc"),
+    ("FOOTBALL_EMBEDDED_PGDATA", "/proc/x/pgdata", "cannot be created in /proc"),
     ("DAGSTER_HOME", "{file}", "set it to a folder"),
     ("FOOTBALL_EMBEDDED_PGDATA", "{file}", "set it to a folder"),
 ]
@@ -152,3 +159,40 @@ def test_output_dir_wins_and_empty_variables_run_offline(
         assert len(list(csv.DictReader(handle))) == 13
     assert not configured.exists()
     assert f"Summary: {chosen / 'summary.csv'} (13 competitions" in done.stdout
+
+
+def fill(folder: Path) -> None:
+    """Write a file in `folder` until its file system says it is full."""
+    filler = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(filler, bytes(4096)):
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(filler)
+
+
+@pytest.mark.parametrize("variable", ["FOOTBALL_OUTPUT_DIR", "DAGSTER_HOME"])
+def test_folders_are_checked_by_writing_not_by_permissions(variable: str, tmp_path: Path) -> None:
+    """Where os.access says yes and a write says no: /proc (for root), a full file system."""
+    if not os.access("/proc", os.W_OK | os.X_OK):
+        pytest.skip("only root passes os.access on /proc")
+    with pytest.raises(settings.ConfigError) as raised:
+        settings.load({"HOME": str(tmp_path), variable: "/proc/x"})
+    assert str(raised.value).startswith(f"{variable}='/proc/x': /proc/x cannot be created")
+    full = tmp_path / "full"
+    full.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("no mount rights for a tiny file system to fill")
+    try:
+        fill(full)
+        assert os.access(full, os.W_OK)
+        with pytest.raises(settings.ConfigError) as raised:
+            settings.load({"HOME": str(tmp_path), variable: str(full)})
+        assert str(raised.value).startswith(f"{variable}='{full}': {full} cannot be written")
+        assert "no space left on device" in str(raised.value)
+        assert [p.name for p in full.iterdir()] == ["filler"]  # the probe left nothing
+    finally:
+        subprocess.run(["umount", str(full)], check=True)

@@ -6,6 +6,7 @@ group per module and stopped in `finally`.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -20,10 +21,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import requests
 
+from football_assets.definitions import build_definitions
+from football_assets.refresh import RefreshFailed, refresh
+from football_assets.resources.api import SnapshotFootballDataApi
 from football_assets.resources.output import STALE_TEMP_SECONDS, OutputError, OutputLocation
+from football_assets.resources.warehouse import Warehouse
 
 # A large payload makes a non-atomic write observable: writing 8 MiB takes many syscalls.
 PAYLOAD_SIZE = 8 * 1024 * 1024
@@ -299,6 +305,63 @@ def test_local_permission_denied_is_output_error(tmp_path: Path) -> None:
             assert "\n" not in message and f"FOOTBALL_OUTPUT_DIR={folder}" in message
             assert "not permitted" in message or "permission denied" in message
     assert output.read_bytes("summary.csv") == b"old"
+
+
+def test_a_folder_root_may_access_but_nobody_can_create_is_output_error(tmp_path: Path) -> None:
+    """/proc passes os.access for root, yet nothing can be created there (ENOENT): a cause no
+    retry changes, so an OutputError naming the variable, not an OSError to retry."""
+    output = OutputLocation(location="/proc/x/output")
+    for attempt in (lambda: output.write_atomically("summary.csv", b"x"), output.check_writable):
+        with pytest.raises(OutputError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert "\n" not in message and message.startswith("FOOTBALL_OUTPUT_DIR=/proc/x/output")
+        assert "does not exist and cannot be created" in message
+
+
+def test_the_summary_into_a_folder_that_cannot_exist_fails_once(
+    warehouse: Warehouse, instance: dg.DagsterInstance
+) -> None:
+    defs = build_definitions(
+        SnapshotFootballDataApi(), warehouse, OutputLocation(location="/proc/x")
+    )
+    with pytest.raises(RefreshFailed) as raised:
+        refresh(defs, instance, echo=lambda _: None)
+    assert str(raised.value).startswith("summary_csv: FOOTBALL_OUTPUT_DIR=/proc/x: cannot write")
+    retried = instance.get_records_for_run(
+        raised.value.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ).records
+    assert retried == []  # three attempts would change nothing
+
+
+def fill(folder: Path) -> None:
+    """Write a file in `folder` until its file system says it is full."""
+    filler = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(filler, bytes(4096)):
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(filler)
+
+
+def test_a_full_folder_is_output_error(tmp_path: Path) -> None:
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount rights for a tiny file system to fill")
+    try:
+        fill(folder)
+        output = OutputLocation(location=str(folder))
+        with pytest.raises(OutputError) as raised:
+            output.write_atomically("summary.csv", bytes(16 * 1024))
+        assert "no space left on the device" in str(raised.value)
+        assert str(raised.value).startswith(f"FOOTBALL_OUTPUT_DIR={folder}")
+        assert [p.name for p in folder.iterdir()] == ["filler"]  # no temp file left behind
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 # ---- S3 -------------------------------------------------------------------------------------

@@ -107,13 +107,14 @@ def _one_line(exc: Exception) -> str | None:
     from football_assets.cli.db import PsqlMissing
     from football_assets.refresh import RefreshFailed, UnknownCompetitions
     from football_assets.resources.api_answers import FootballDataError
+    from football_assets.resources.budget_store import BudgetStoreError
     from football_assets.resources.warehouse_errors import WarehouseError
 
     if isinstance(exc, RefreshFailed):
         return f"refresh failed at {exc} (run {exc.run_id})"
     if isinstance(exc, UnknownCompetitions):
         return f"{exc}; nothing was changed"
-    if isinstance(exc, FootballDataError | WarehouseError | PsqlMissing):
+    if isinstance(exc, FootballDataError | WarehouseError | PsqlMissing | BudgetStoreError):
         return str(exc)
     return None
 

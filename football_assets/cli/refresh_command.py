@@ -151,6 +151,17 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
     gc.freeze()
     json_mode = config.log_format == "json"
     started = time.monotonic()
+    budget_note = None
+    if config.api_key and not config.database_url:  # before anything starts or is asked
+        from football_assets.resources.budget import prepare_sqlite_budget
+
+        budget_note = prepare_sqlite_budget(
+            state_dir=config.state_dir,
+            base_url=config.api_url,
+            api_key=config.api_key,
+            limit=config.requests_per_minute,
+            window_seconds=config.rate_window_seconds,
+        )
     wrote = instance_home.prepare(config)
     home = instance_home.dagster_home(config)
     output = OutputLocation(location=config.output_location)
@@ -174,6 +185,8 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
     display.echo(f"football-assets: Dagster instance {home}")
     if wrote:
         display.echo(f"football-assets: {wrote}")
+    if budget_note:
+        display.echo(f"football-assets: {budget_note}")
     if force:
         display.echo("football-assets: --force: the tables and the report are rebuilt regardless")
     try:

@@ -68,7 +68,13 @@ def render(status: Status) -> list[str]:
     api = status.api
     if api.get("source") == "live":
         lines.append(f"API         live {api['url']}, budget {api['configured']}")
-        lines.append(f"API budget  {api['budget']} (as the server last said)")
+        problem = api.get("problem")
+        if problem and problem in api["budget"]:  # nothing could be read: the problem says why
+            lines.append(f"API budget  {api['budget']}")
+        else:
+            lines.append(f"API budget  {api['budget']} (as the server last said)")
+            if problem:  # read, but the next refresh would stop there
+                lines.append(f"            {problem}")
     else:
         lines.append("API         offline snapshot (no FOOTBALL_DATA_API_KEY): no request budget")
     last = api.get("last_answer")

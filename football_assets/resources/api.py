@@ -91,6 +91,8 @@ class LiveFootballDataApi(FootballDataApi):
                 database_url=self.budget_database_url,
                 schema=self.budget_schema,
             )
+            if notice := getattr(budget, "notice", None):  # a corrupt file was moved aside
+                dg.get_dagster_logger("football_assets.api").warning(notice)
             self._client = FootballDataClient(
                 base_url=self.base_url,
                 api_key=self.api_key,

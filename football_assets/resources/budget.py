@@ -20,7 +20,8 @@ New York session sharing 5 per second admitted 9 in 20 ms); its NOWAIT lock turn
 into polling; it has no schema nor room for the server's word. Here each budget transaction
 holds an advisory lock per budget and stamps with the database's clock.
 
-Size: two backends of one budget (about 350 lines). They share the server's-word bookkeeping,
+Size: two backends of one budget (about 390 lines; where the SQLite file lives, how it is
+checked and read without writing, is budget_store.py). They share the server's-word bookkeeping,
 written once in the base class; split into files, each backend would import the base back.
 """
 
@@ -43,6 +44,16 @@ from psycopg import errors, sql
 from pyrate_limiter import Limiter, Rate, RateItem, SQLiteBucket
 
 from football_assets.redaction import SecretScrubber, database_url_secrets
+from football_assets.resources.budget_store import (
+    BudgetStoreError,
+    budget_file,
+    check_folder,
+    file_error,
+    prepare_file,
+)
+from football_assets.resources.budget_store import budget_id as _budget_id
+
+__all__ = ["BudgetStoreError", "RequestBudget", "budget_file", "open_budget", "safety_margin"]
 
 
 def safety_margin(window_seconds: float) -> float:
@@ -52,15 +63,6 @@ def safety_margin(window_seconds: float) -> float:
     a slow connect) and a reset header the server may round down.
     """
     return min(1.0, max(0.1, 0.05 * window_seconds))
-
-
-def _budget_id(base_url: str, api_key: str) -> str:
-    return hashlib.sha256(f"{base_url.rstrip('/')}\0{api_key}".encode()).hexdigest()[:16]
-
-
-def budget_file(state_dir: Path, base_url: str, api_key: str) -> Path:
-    """Where the SQLite budget of this API and key lives."""
-    return state_dir / f"budget-{_budget_id(base_url, api_key)}.sqlite"
 
 
 @dataclass
@@ -166,46 +168,65 @@ class SQLiteBudget(RequestBudget):
         super().__init__(budget_id, limit, window_seconds)
         self.path = path
         self._interval_ms = round(self._interval * 1000)
-        # One log per window; the limit is left out, so processes configured with different
-        # limits still see each other's requests, each keeping to its own limit.
-        self._bucket = _FreshStampBucket.init_from_file(
-            [Rate(limit, self._interval_ms)],
-            table=f"requests_{round(window_seconds * 1000)}ms",
-            db_path=str(path),
-            use_file_lock=True,
-        )
-        self._limiter = Limiter(self._bucket)
-        with self._transaction() as tx:
-            tx.run(
-                "CREATE TABLE IF NOT EXISTS budget_server (api TEXT PRIMARY KEY, available "
-                "INTEGER NOT NULL, reset_at REAL NOT NULL, sent_at REAL NOT NULL)",
-                (),
+        # Before any request: a corrupt file is moved aside (what it says), an unwritable one
+        # stops here, naming itself, instead of as "file is not a database" mid-run.
+        self.notice = prepare_file(path)
+        try:
+            # One log per window; the limit is left out, so processes configured with
+            # different limits still see each other's requests, each keeping to its own limit.
+            self._bucket = _FreshStampBucket.init_from_file(
+                [Rate(limit, self._interval_ms)],
+                table=f"requests_{round(window_seconds * 1000)}ms",
+                db_path=str(path),
+                use_file_lock=True,
             )
+        except (sqlite3.Error, OSError) as exc:
+            raise file_error(path, exc) from None
+        self._limiter = Limiter(self._bucket)
+        try:
+            with self._transaction() as tx:
+                tx.run(
+                    "CREATE TABLE IF NOT EXISTS budget_server (api TEXT PRIMARY KEY, available "
+                    "INTEGER NOT NULL, reset_at REAL NOT NULL, sent_at REAL NOT NULL)",
+                    (),
+                )
+        except BaseException:
+            self._limiter.close()  # its leak thread, and the bucket's connection
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[_Tx]:
         # A connection per call, so threads never share one; BEGIN IMMEDIATE serializes the
         # read-modify-write across processes (SQLite waits up to `timeout` for the lock).
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield _Tx(conn.execute, time.time())
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Tx(conn.execute, time.time())
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:  # a full disk, a file made read-only meanwhile
+            raise file_error(self.path, exc) from None
 
     def acquire(self, on_wait: Callable[[float], None] | None = None) -> float:
         started = time.monotonic()
         # A prediction for on_wait: the log frees a slot when its limit-th newest stamp expires.
-        blocking = self._bucket.peek(self.limit - 1)
+        try:
+            blocking = self._bucket.peek(self.limit - 1)
+        except (sqlite3.Error, OSError) as exc:
+            raise file_error(self.path, exc) from None
         if blocking is not None and on_wait is not None:
             expected = (blocking.timestamp + self._interval_ms) / 1000 - time.time()
             if expected > 0:
                 on_wait(expected)
         # pyrate's blocking acquire waits and re-checks, so another process taking the slot
         # first only makes the wait longer.
-        self._limiter.try_acquire("request", blocking=True)
+        try:
+            self._limiter.try_acquire("request", blocking=True)
+        except (sqlite3.Error, OSError) as exc:
+            raise file_error(self.path, exc) from None
         return time.monotonic() - started
 
     def close(self) -> None:
@@ -348,6 +369,24 @@ def open_budget(
         return PostgresBudget(database_url, schema, budget_id, limit, window_seconds)
     if state_dir is None:
         raise ValueError("the request budget needs a state folder or a database URL")
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_folder(state_dir)  # by writing in it: permissions alone do not stop root
     path = budget_file(state_dir, base_url, api_key)
     return SQLiteBudget(path, budget_id, limit, window_seconds)
+
+
+def prepare_sqlite_budget(
+    *, state_dir: Path, base_url: str, api_key: str, limit: int, window_seconds: float
+) -> str | None:
+    """Open the per-user SQLite budget once, before anything starts: BudgetStoreError (one
+    line) when its folder or file cannot be used; the line to show when a corrupt file was
+    moved aside and a new one started."""
+    budget = open_budget(
+        base_url=base_url,
+        api_key=api_key,
+        limit=limit,
+        window_seconds=window_seconds,
+        state_dir=state_dir,
+    )
+    budget.close()
+    assert isinstance(budget, SQLiteBudget)
+    return budget.notice

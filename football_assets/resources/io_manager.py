@@ -31,6 +31,21 @@ def _asset_name(key: dg.AssetKey) -> str:
     return key.to_user_string()
 
 
+def _materialized_by(context: dg.InputContext, partition: str) -> str | None:
+    """The run of the latest materialization Dagster recorded for the input, if any."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # a context built without an instance
+        return None
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=context.asset_key, asset_partitions=[partition] if partition else None
+        ),
+        limit=1,
+    ).records
+    return records[0].run_id if records else None
+
+
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """Raw answers and tables in the PostgreSQL warehouse (see the module docstring)."""
 
@@ -58,20 +73,30 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return self._load_table(key, str(declared[TABLE_NAME]), wanted)
         name = _asset_name(key)
         if not context.has_asset_partitions:
-            return self._one_payload(name, UNPARTITIONED)
+            return self._one_payload(context, name, UNPARTITIONED)
         keys = list(context.asset_partition_keys)
         if wanted is RawPartitions:
             # Named, not loaded: partitions never materialized are simply absent from what the
             # consumer's query sees.
             return RawPartitions(name, tuple(keys))
         if len(keys) == 1 and wanted is not dict:
-            return self._one_payload(name, keys[0])
+            return self._one_payload(context, name, keys[0])
         return self.warehouse.latest_raw(name, keys)
 
-    def _one_payload(self, name: str, key: str) -> Any:
+    def _one_payload(self, context: dg.InputContext, name: str, key: str) -> Any:
         found = self.warehouse.latest_raw(name, [key])
         if key not in found:
             where = f"{name} partition {key}" if key else name
+            # Recorded by Dagster yet absent from the table: its rows were removed by hand.
+            stored_by = _materialized_by(context, key)
+            if stored_by is not None:
+                raise dg.Failure(
+                    f"the stored {where} answer is gone from {self.warehouse.schema}."
+                    f"raw_responses (run {stored_by} stored it; deleted or truncated since); "
+                    "run a full refresh (`football-assets refresh`, no --competition) to "
+                    "fetch it again.",
+                    allow_retries=False,
+                )
             raise dg.Failure(
                 f"{where} has never been materialized; materialize it first.",
                 allow_retries=False,

@@ -30,6 +30,7 @@ STALE_TEMP_SECONDS = 600
 
 # Local errors that another attempt would hit again.
 _PERMANENT_ERRNOS = {
+    errno.ENOENT: "a folder on the path does not exist and cannot be created",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
     errno.EROFS: "read-only file system",
