@@ -35,6 +35,16 @@ def check(instance: dg.DagsterInstance, asset: str, name: str) -> Any:
     return record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
 
 
+def partition_metadata(instance: dg.DagsterInstance, key: int) -> dict[str, Any]:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=[str(key)]),
+        limit=1,
+    ).records
+    materialization = records[0].asset_materialization
+    assert materialization is not None
+    return {name: entry.value for name, entry in materialization.metadata.items()}
+
+
 def warnings_of(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [
         e.user_message
@@ -69,6 +79,9 @@ def test_a_new_field_warns_naming_it_once_and_the_refresh_succeeds(
         "before: teams[].socialMedia, teams[].socialMedia.x (kept verbatim in raw_responses; no "
         "table reads them)."
     ) in warnings_of(instance, report.run_ids[1])
+    assert partition_metadata(instance, PREMIER_LEAGUE)["new_fields"] == (
+        "teams[].socialMedia, teams[].socialMedia.x"
+    )
     # Kept verbatim, and the tables built as ever.
     kept = warehouse.latest_raw("raw_teams", [str(PREMIER_LEAGUE)])[str(PREMIER_LEAGUE)]
     assert kept["teams"][0]["socialMedia"] == {"x": "@club"}
@@ -107,6 +120,9 @@ def test_a_read_field_gone_fails_naming_path_and_column_and_no_run_changes_the_t
     assert evaluation.metadata["columns"].value == "dim_teams.venue"
     kept = warehouse.latest_raw("raw_teams", [str(PREMIER_LEAGUE)])[str(PREMIER_LEAGUE)]
     assert kept["teams"] and all("venue" not in team for team in kept["teams"])
+    assert partition_metadata(instance, PREMIER_LEAGUE)["missing_read_fields"] == (
+        "teams[].venue (feeds dim_teams.venue)"
+    )
     assert whole_tables(warehouse) == before
 
     # The tables' own run, as `dagster asset materialize` or the automation would launch it.

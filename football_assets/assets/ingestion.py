@@ -230,6 +230,10 @@ def raw_teams(
                 _progress, "raw_teams", key, index + 1, len(keys), f"{name or key}: {count} teams"
             )
         watch.compare_with_previous(warehouse)  # before storing: the latest is the previous
+        for key, paths in watch.news.items():  # on the partition's page too
+            metadata[key]["new_fields"] = ", ".join(paths)
+        for key, gone in watch.missing.items():
+            metadata[key]["missing_read_fields"] = ", ".join(map(str, gone))
         stored = warehouse.append_raw("raw_teams", context.run.run_id, spool)
         shas = dict(spool.shas)
     finally:
