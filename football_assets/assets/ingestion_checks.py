@@ -86,7 +86,7 @@ def check_competitions_have_teams(
     )
     empty = sorted((r["partition_key"] for r in rows), key=int)
     names = [named(key, listed) for key in empty]
-    news = [f"{named(key, listed)}, {before} before" for key, before in sorted(emptied.items())]
+    news = [f"{named(key, listed)}, {emptied[key]} before" for key in sorted(emptied, key=int)]
     description = f"Zero teams: {', '.join(names)}" if names else "Every competition has teams."
     if news:
         description = "Listed teams in the previous refresh, none now: " + "; ".join(news)
