@@ -12,7 +12,12 @@ from typing import Any
 import dagster as dg
 
 from football_assets.assets.reporting import SUMMARY_FILE, summary_csv
-from football_assets.assets.warehouse import DIM_COMPETITIONS, DIM_TEAMS, FACT_COMPETITIONS
+from football_assets.assets.warehouse import (
+    DIM_COMPETITIONS,
+    DIM_TEAMS,
+    FACT_COMPETITIONS,
+    WAREHOUSE_SPECS,
+)
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
 
@@ -89,4 +94,7 @@ ALL_CHECKS = [
     _unique_check(FACT_COMPETITIONS, "competition_id, team_id"),
     fact_competitions_references_resolve,
     summary_has_every_competition,
+    # A table's columns (dagster/column_schema) changed between its last two materializations:
+    # WARN once, on the materialization that changed them.
+    *dg.build_column_schema_change_checks(assets=[spec.key for spec in WAREHOUSE_SPECS]),
 ]

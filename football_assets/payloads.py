@@ -95,12 +95,37 @@ class TeamsPayload(_Lenient):
     teams: list[Team]
 
 
+_STRUCTURE = {
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind, name in (
+        (bool, "a boolean"),
+        (dict, "an object"),
+        (list, "a list"),
+        (str, "a string"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return "a number"
+
+
 def _first_problem(error: ValidationError, payload: Any) -> str:
     problem = error.errors()[0]
     loc = problem["loc"]
     where = ".".join(str(part) for part in loc) or "body"
     said = problem["msg"].lower()
-    if problem["type"] in ("less_than_equal", "greater_than_equal"):
+    if problem["type"] in _STRUCTURE:
+        # The answer's structure changed (an object where a list was): say what it is now.
+        said = f"{_STRUCTURE[problem['type']]} was expected, got {_json_kind(problem['input'])}"
+    elif problem["type"] in ("less_than_equal", "greater_than_equal"):
         said = (
             f"{problem['input']!r} does not fit the warehouse's integer columns "
             f"({INT32_MIN}..{INT32_MAX})"

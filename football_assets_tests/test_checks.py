@@ -145,3 +145,25 @@ def test_summary_has_every_competition_fails_on_an_edited_csv(
     evaluation = run_check(built, instance, "summary_csv", name)
     assert evaluation.passed is False
     assert values(evaluation) == {**expected, "competitions": 13}
+
+
+@pytest.mark.parametrize("table", ["dim_competitions", "dim_teams", "fact_competitions"])
+def test_column_schema_change_warns_naming_the_changed_columns(
+    table: str, built: dg.Definitions, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> None:
+    assert run_check(built, instance, table, "column_schema_change").passed
+    event = instance.get_latest_materialization_event(dg.AssetKey(table))
+    schema = event.asset_materialization.metadata["dagster/column_schema"].value  # type: ignore[union-attr]
+    first, *rest = schema.columns
+    # What a build by code that adds a column and drops another would record.
+    changed = dg.TableSchema(columns=[*rest, dg.TableColumn("coach_name", "text")])
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(table, metadata={"dagster/column_schema": changed})
+    )
+
+    evaluation = run_check(built, instance, table, "column_schema_change")
+
+    assert evaluation.passed is False
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "Added columns: coach_name" in (evaluation.description or "")
+    assert f"Removed columns: {first.name}" in (evaluation.description or "")

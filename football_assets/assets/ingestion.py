@@ -10,8 +10,8 @@ unchanged competition look like a change to everything downstream. So `raw_teams
 answers itself and reports one materialization per partition, each with that partition's own
 data version and provenance, only once the answers are committed.
 
-Size: over 300 lines, because raw_teams also checks itself in its step (a check in a step of its
-own would wait for an output the asset never emits), so its two checks live beside it.
+Both assets check their answers in their own steps (a check in a step of its own would wait
+for an output raw_teams never emits); the checks live in `ingestion_checks.py`.
 """
 
 import logging
@@ -27,13 +27,25 @@ from dagster._core.definitions.data_version import (
     get_input_event_pointer_tag,
 )
 
-from football_assets import progress
-from football_assets.payloads import (
-    PayloadError,
-    competition_ids,
-    parse_competitions,
-    parse_teams,
+from football_assets import drift, progress
+from football_assets.assets.ingestion_checks import (
+    COMPETITIONS_HAVE_TEAMS,
+    COMPETITIONS_NEW_FIELDS,
+    COMPETITIONS_READ_FIELDS,
+    TEAMS_NEW_FIELDS,
+    TEAMS_READ_FIELDS,
+    VALUES_FIT_POSTGRES,
+    AnswerWatch,
+    check_competitions_have_teams,
+    check_values_fit_postgres,
+    log_news,
+    named,
+    new_fields_result,
+    read_fields_result,
+    warn_new_fields,
+    warn_sanitized,
 )
+from football_assets.payloads import PayloadError, competition_ids, parse_teams
 from football_assets.policies import API_POOL, INGESTION, OWNERS
 from football_assets.resources.api import FootballDataApi
 from football_assets.resources.api_answers import ApiResponse
@@ -81,11 +93,12 @@ def sync_competition_partitions(
     pool=API_POOL,
     io_manager_key=IO_MANAGER,
     code_version=RAW_CODE_VERSION,
+    check_specs=[COMPETITIONS_NEW_FIELDS, COMPETITIONS_READ_FIELDS],
     description="GET /competitions, verbatim; registers one raw_teams partition per competition.",
 )
 def raw_competitions(
-    context: dg.AssetExecutionContext, football_api: FootballDataApi
-) -> dg.Output[ApiResponse]:
+    context: dg.AssetExecutionContext, football_api: FootballDataApi, warehouse: Warehouse
+) -> Iterator[dg.Output[ApiResponse] | dg.AssetCheckResult]:
     response = football_api.fetch_competitions()
     _announce_source(context, response)
     try:
@@ -101,6 +114,10 @@ def raw_competitions(
             allow_retries=False,
         )
     record = RawRecord.from_response("", response)
+    watch = AnswerWatch("raw_competitions", drift.COMPETITIONS)
+    watch.see("", response.payload)
+    watch.compare_with_previous(warehouse)
+    where = f"GET {response.endpoint}"
     added, removed = sync_competition_partitions(context.instance, listed)
     context.log.info(
         "The API lists %d competitions; partitions added: %s; removed: %s.",
@@ -108,7 +125,10 @@ def raw_competitions(
         ", ".join(added) or "none",
         ", ".join(removed) or "none",
     )
-    return dg.Output(
+    for paths in watch.news.values():
+        warn_new_fields(context.log, where, paths)
+    # Stored whatever the checks say: every answer the API gave is kept.
+    yield dg.Output(
         response,
         metadata={
             **response.metadata(),
@@ -120,6 +140,12 @@ def raw_competitions(
         },
         data_version=dg.DataVersion(record.payload_sha256),
     )
+    # One answer, seen under the key "": named by its endpoint.
+    yield new_fields_result(COMPETITIONS_NEW_FIELDS, {where: watch.news[""]} if watch.news else {})
+    missing = {where: watch.missing[""]} if watch.missing else {}
+    yield read_fields_result(COMPETITIONS_READ_FIELDS, missing)
+    if missing:
+        raise dg.Failure(drift.describe_missing(missing), allow_retries=False)
 
 
 RAW_TEAMS = dg.AssetSpec(
@@ -135,87 +161,6 @@ RAW_TEAMS = dg.AssetSpec(
     skippable=True,
     description="GET /competitions/{id}/teams, verbatim, one partition per competition id.",
 ).with_io_manager_key(IO_MANAGER)
-
-
-# Checked in the same step, as the answers are stored: the asset reports its partitions itself,
-# so a check in a step of its own would wait on an output that never comes.
-COMPETITIONS_HAVE_TEAMS = dg.AssetCheckSpec(
-    "competitions_have_teams",
-    asset=RAW_TEAMS.key,
-    description="WARN when a listed competition has zero teams (normal between seasons).",
-)
-VALUES_FIT_POSTGRES = dg.AssetCheckSpec(
-    "raw_teams_values_fit_postgres",
-    asset=RAW_TEAMS.key,
-    description="WARN when an answer held characters PostgreSQL cannot store (NUL, lone "
-    "surrogates): the tables got them as U+FFFD, raw_responses keeps the answer verbatim.",
-)
-
-
-def listed_competitions(warehouse: Warehouse) -> dict[str, str]:
-    """{competition id: name} of the latest stored competition list (empty when none)."""
-    latest = warehouse.latest_raw("raw_competitions", [""])
-    try:
-        competitions = parse_competitions(latest[""]).competitions if latest else []
-    except PayloadError:
-        return {}
-    return {str(c.id): c.name for c in sorted(competitions, key=lambda c: c.id)}
-
-
-def check_competitions_have_teams(warehouse: Warehouse) -> dg.AssetCheckResult:
-    listed = listed_competitions(warehouse)
-    rows = warehouse.query_latest(
-        "raw_teams",
-        list(listed),
-        "SELECT partition_key FROM latest WHERE jsonb_array_length(payload -> 'teams') = 0",
-    )
-    empty = sorted((r["partition_key"] for r in rows), key=int)
-    names = [f"{listed[key]} ({key})" for key in empty]
-    return dg.AssetCheckResult(
-        check_name=COMPETITIONS_HAVE_TEAMS.name,
-        passed=not names,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=("Zero teams: " + ", ".join(names))
-        if names
-        else "Every competition has teams.",
-        metadata={"zero_team_competitions": ", ".join(names) or "none", "count": len(names)},
-    )
-
-
-def check_values_fit_postgres(warehouse: Warehouse) -> dg.AssetCheckResult:
-    # One row per replaced field, with the id of the team it belongs to ("teams.3.name" alone
-    # would send a reader counting).
-    rows = warehouse.query_latest(
-        "raw_teams",
-        list(listed_competitions(warehouse)),
-        "SELECT partition_key, field, "
-        "payload #>> ((string_to_array(field, '.'))[1:2] || '{id}'::text[]) AS team "
-        "FROM latest, unnest(sanitized_fields) AS field",
-    )
-    found = [
-        f"competition {r['partition_key']}: " + _where(r["field"], r["team"])
-        for r in sorted(rows, key=lambda r: (int(r["partition_key"]), r["field"]))
-    ]
-    return dg.AssetCheckResult(
-        check_name=VALUES_FIT_POSTGRES.name,
-        passed=not found,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=("Replaced characters in " + "; ".join(found))
-        if found
-        else "Every value fits PostgreSQL as sent.",
-        metadata={
-            "sanitized": "; ".join(found) or "none",
-            "competitions": len({r["partition_key"] for r in rows}),
-        },
-    )
-
-
-def _where(path: str, team: Any) -> str:
-    """`team 5, field 'name'` for `teams.3.name` of team 5; the bare path for anything else."""
-    parts = path.split(".")
-    if team is not None and len(parts) >= 3 and parts[0] == "teams" and parts[1].isdigit():
-        return f"team {team}, field '{'.'.join(parts[2:])}'"
-    return f"field '{path}'"
 
 
 def _provenance(instance: dg.DagsterInstance) -> dict[str, str]:
@@ -234,29 +179,9 @@ def _provenance(instance: dg.DagsterInstance) -> dict[str, str]:
     }
 
 
-def _warn_sanitized(
-    context: dg.AssetExecutionContext, key: str, record: RawRecord, payload: dict[str, Any]
-) -> None:
-    for path in record.sanitized:
-        parts = path.split(".")
-        team = None
-        if len(parts) >= 2 and parts[0] == "teams" and parts[1].isdigit():
-            try:
-                team = payload["teams"][int(parts[1])].get("id")
-            except (IndexError, AttributeError, TypeError):
-                team = None
-        context.log.warning(
-            "Competition %s: %s holds characters PostgreSQL cannot store (NUL or a lone "
-            "surrogate); the tables get them replaced by U+FFFD, raw_responses keeps the answer "
-            "verbatim (payload_exact).",
-            key,
-            _where(path, team),
-        )
-
-
 @dg.multi_asset(
     specs=[RAW_TEAMS],
-    check_specs=[COMPETITIONS_HAVE_TEAMS, VALUES_FIT_POSTGRES],
+    check_specs=[COMPETITIONS_HAVE_TEAMS, VALUES_FIT_POSTGRES, TEAMS_NEW_FIELDS, TEAMS_READ_FIELDS],
     name="raw_teams",
     pool=API_POOL,
     # A range of competitions runs as one run: one process, one HTTP session, one budget.
@@ -270,6 +195,8 @@ def raw_teams(
     spool = ResponseSpool()
     keys = list(context.partition_keys)
     metadata: dict[str, dict[str, Any]] = {}
+    names: dict[str, str] = {}
+    watch = AnswerWatch("raw_teams", drift.TEAMS)
     try:
         for index, key in enumerate(keys):
             response = football_api.fetch_teams(key)
@@ -283,13 +210,14 @@ def raw_teams(
                 # same answer, so fail once, naming the competition, the team and the field.
                 raise dg.Failure(str(exc), allow_retries=False) from None
             count = len(teams.teams)
-            if count == 0:
-                context.log.warning("Competition %s lists no teams (between seasons?).", key)
+            watch.see(key, response.payload)
             record = spool.add(key, response)
             if record.sanitized:
-                _warn_sanitized(context, key, record, response.payload)
+                warn_sanitized(context.log, key, record, response.payload)
             # Partition keys are ids; the name tells a reader of the Partitions tab which is which.
-            name = (response.payload.get("competition") or {}).get("name")
+            name = _competition_name(response.payload)
+            if name:
+                names[key] = name
             metadata[key] = {
                 **({"competition": name} if name else {}),
                 **response.metadata(),
@@ -301,11 +229,17 @@ def raw_teams(
             progress.fetched(
                 _progress, "raw_teams", key, index + 1, len(keys), f"{name or key}: {count} teams"
             )
-        stored = warehouse.append_raw("raw_teams", context.run_id, spool)
+        watch.compare_with_previous(warehouse)  # before storing: the latest is the previous
+        for key, paths in watch.news.items():  # on the partition's page too
+            metadata[key]["new_fields"] = ", ".join(paths)
+        for key, gone in watch.missing.items():
+            metadata[key]["missing_read_fields"] = ", ".join(map(str, gone))
+        stored = warehouse.append_raw("raw_teams", context.run.run_id, spool)
         shas = dict(spool.shas)
     finally:
         spool.close()
     context.log.info("Stored %d raw_teams answers in %s.raw_responses.", stored, warehouse.schema)
+    log_news(context.log, watch, names)
     # Reported only now that every answer of the run is committed: a materialization never
     # points at data that is not there.
     provenance = _provenance(context.instance)
@@ -321,5 +255,19 @@ def raw_teams(
                 DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
             },
         )
-    yield check_competitions_have_teams(warehouse)
+    yield check_competitions_have_teams(warehouse, watch.emptied)
     yield check_values_fit_postgres(warehouse)
+    yield new_fields_result(TEAMS_NEW_FIELDS, {named(k, names): p for k, p in watch.news.items()})
+    missing = {named(k, names): p for k, p in watch.missing.items()}
+    yield read_fields_result(TEAMS_READ_FIELDS, missing)
+    if missing:
+        # Stored and reported (the API did say it), but no table is built from it: the
+        # warehouse step refuses such answers too, in whatever run it runs.
+        raise dg.Failure(drift.describe_missing(missing), allow_retries=False)
+
+
+def _competition_name(payload: dict[str, Any]) -> str | None:
+    # Not part of what the tables read, so not checked on arrival: take it only if well-formed.
+    summary = payload.get("competition")
+    name = summary.get("name") if isinstance(summary, dict) else None
+    return name if isinstance(name, str) else None
