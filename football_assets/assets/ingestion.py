@@ -301,7 +301,7 @@ def raw_teams(
             progress.fetched(
                 _progress, "raw_teams", key, index + 1, len(keys), f"{name or key}: {count} teams"
             )
-        stored = warehouse.append_raw("raw_teams", context.run_id, spool)
+        stored = warehouse.append_raw("raw_teams", context.run.run_id, spool)
         shas = dict(spool.shas)
     finally:
         spool.close()
