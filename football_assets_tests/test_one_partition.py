@@ -35,7 +35,7 @@ def materialize(
     defs: dg.Definitions, instance: dg.DagsterInstance, *names: str, **kwargs: str
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*defs.assets, *defs.asset_checks],  # type: ignore[list-item]
+        [*(defs.assets or []), *(defs.asset_checks or [])],  # type: ignore[list-item]
         resources=defs.resources,
         instance=instance,
         selection=list(names),
