@@ -43,38 +43,21 @@ TEST_WINDOW = 1.0
 # window for a limit it is not about.
 FREE_LIMIT = 1000
 
-# Whole modules that start servers, containers, browsers or `football-assets` processes.
-SLOW_MODULES = frozenset(
-    {
-        "test_aws_moto",
-        "test_benchmark",
-        "test_cli",
-        "test_cli_progress",
-        "test_deployment_process",
-        "test_kill",
-        "test_secrets",
-        "test_ui_browser",
-    }
-)
-
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`slow` on every test of SLOW_MODULES and on every test that starts a process (the CLI,
-    `dg`, a server, a linter) or runs whole refreshes (three Dagster runs each), from the test,
-    a fixture or a helper of its module: a new such test joins the slow lane by itself. A test
-    marked `fast` stays in the fast lane whatever it calls."""
+    """`slow` on every test that starts a process (the CLI, `dg`, a server, a linter, a child)
+    or runs whole refreshes (three Dagster runs each), from the test, a fixture or a helper of
+    its module: a new such test joins the slow lane without a marker to remember."""
     for item in items:
-        module = getattr(item, "module", None)
-        if module is None or item.get_closest_marker("slow") or item.get_closest_marker("fast"):
-            continue
-        if module.__name__.rpartition(".")[2] in SLOW_MODULES or _is_slow(item):
+        if not item.get_closest_marker("slow") and _is_slow(item):
             item.add_marker(pytest.mark.slow)
 
 
 def _is_slow(item: pytest.Item) -> bool:
     functions = [getattr(item, "function", None)]
-    for defs in item._fixtureinfo.name2fixturedefs.values():  # type: ignore[attr-defined]
+    fixtures = getattr(item, "_fixtureinfo", None)  # pytest's own record of what a test uses
+    for defs in fixtures.name2fixturedefs.values() if fixtures else ():
         functions.extend(d.func for d in defs)
     seen: set[int] = set()
     while functions:
