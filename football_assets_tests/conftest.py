@@ -1,13 +1,17 @@
-"""Shared fixtures: a real embedded PostgreSQL, the loopback API double, a Dagster instance."""
+"""Shared fixtures: a real embedded PostgreSQL, the loopback API double, a Dagster instance;
+and the lanes: which tests are `slow` (see pytest_collection_modifyitems)."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from football_assets.definitions import build_definitions
+from football_assets.refresh import refresh
 from football_assets.resources.api import LiveFootballDataApi, SnapshotFootballDataApi
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.postgres_server import (
@@ -26,12 +31,64 @@ from football_assets.resources.postgres_server import (
 )
 from football_assets.resources.warehouse import Warehouse
 from football_assets.resources.warehouse_sql import LoadStats, Rows
+from test_support import cli_runs, refresh_process
 from test_support.api_double import ApiData, FootballApiDouble
 
 TEST_KEY = "test-key-7f3a9c1e5b"  # distinctive, so a leak is easy to grep for
-# The API's minute scaled down: tests exercise the same waits in seconds.
+# The API's minute scaled down, for tests about the rate limit (marked `rate_limit`): they
+# exercise the same waits in seconds.
 TEST_LIMIT = 10
 TEST_WINDOW = 1.0
+# Every other test: a limit a whole refresh (14 requests) never reaches, so no test waits a
+# window for a limit it is not about.
+FREE_LIMIT = 1000
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` on every test that starts a process (the CLI, `dg`, a server, a linter, a child)
+    or runs whole refreshes (three Dagster runs each), from the test, a fixture or a helper of
+    its module: a new such test joins the slow lane without a marker to remember."""
+    for item in items:
+        if not item.get_closest_marker("slow") and _is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    functions = [getattr(item, "function", None)]
+    fixtures = getattr(item, "_fixtureinfo", None)  # pytest's own record of what a test uses
+    for defs in fixtures.name2fixturedefs.values() if fixtures else ():
+        functions.extend(d.func for d in defs)
+    seen: set[int] = set()
+    while functions:
+        function = inspect.unwrap(functions.pop())  # type: ignore[arg-type]
+        code = getattr(function, "__code__", None)
+        if code is None or id(code) in seen:
+            continue
+        seen.add(id(code))
+        names = set(_names(code))
+        if {"football_assets.refresh", "refresh"} <= names:  # imported inside the function
+            return True
+        for name in names:
+            value = function.__globals__.get(name)  # type: ignore[union-attr]
+            if any(value is slow for slow in _SLOW_CALLS):
+                return True
+            if inspect.isfunction(value) and value.__module__ == function.__module__:
+                functions.append(value)  # a helper of the same module: follow it
+    return False
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    """The global and attribute names a function uses, its nested functions' included."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+_SLOW_CALLS = (subprocess, cli_runs, cli_runs.cli, refresh_process, refresh) + tuple(
+    vars(refresh_process)[name] for name in ("run", "start")
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -101,9 +158,12 @@ def api_data() -> ApiData:
 
 
 @pytest.fixture
-def api_double(api_data: ApiData) -> Iterator[FootballApiDouble]:
+def api_double(api_data: ApiData, request: pytest.FixtureRequest) -> Iterator[FootballApiDouble]:
+    """The double on loopback; TEST_LIMIT requests per TEST_WINDOW for a test marked
+    `rate_limit`, else FREE_LIMIT."""
+    limit = TEST_LIMIT if request.node.get_closest_marker("rate_limit") else FREE_LIMIT
     with FootballApiDouble(
-        api_data, api_key=TEST_KEY, limit=TEST_LIMIT, window_seconds=TEST_WINDOW
+        api_data, api_key=TEST_KEY, limit=limit, window_seconds=TEST_WINDOW
     ) as double:
         yield double
 
@@ -116,12 +176,12 @@ def limiter_dir(tmp_path: Path) -> Path:
 
 
 def live_api(double: FootballApiDouble, limiter_dir: Path, **overrides: Any) -> LiveFootballDataApi:
-    """The production client, pointed at the loopback double."""
+    """The production client, pointed at the loopback double and configured with its limit."""
     config: dict[str, Any] = {
         "api_key": TEST_KEY,
         "base_url": double.base_url,
-        "requests_per_minute": TEST_LIMIT,
-        "rate_window_seconds": TEST_WINDOW,
+        "requests_per_minute": double.limit,
+        "rate_window_seconds": double.window_seconds,
         "read_timeout_seconds": 5.0,
         "max_retry_seconds": 30.0,
         "budget_state_dir": str(limiter_dir),

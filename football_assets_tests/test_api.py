@@ -62,6 +62,7 @@ def full_refresh_requests(api: LiveFootballDataApi) -> int:
 # ---- the budget -----------------------------------------------------------------------------
 
 
+@pytest.mark.rate_limit
 def test_a_full_refresh_waits_once_and_is_never_refused(
     api: LiveFootballDataApi, api_double: FootballApiDouble, api_log: Callable[[], list[str]]
 ) -> None:
@@ -82,6 +83,7 @@ def test_one_keep_alive_connection_carries_every_request(
     assert len({r.peer_port for r in api_double.requests}) == 1
 
 
+@pytest.mark.rate_limit
 def test_a_tighter_and_slower_server_is_obeyed_from_its_headers(
     api: LiveFootballDataApi, api_double: FootballApiDouble, api_log: Callable[[], list[str]]
 ) -> None:
@@ -95,6 +97,7 @@ def test_a_tighter_and_slower_server_is_obeyed_from_its_headers(
     assert len(api_log()) == 1
 
 
+@pytest.mark.rate_limit
 def test_a_budget_spent_elsewhere_costs_one_refusal_then_none(
     api: LiveFootballDataApi, api_double: FootballApiDouble, api_log: Callable[[], list[str]]
 ) -> None:
@@ -137,6 +140,7 @@ def test_429_wait_comes_from_the_body_else_the_reset_header_else_the_window() ->
     assert retry_after_429("", None, 60.0) == 60.0
 
 
+@pytest.mark.rate_limit
 def test_waiting_for_the_budget_does_not_use_up_the_retry_time(
     api_double: FootballApiDouble, limiter_dir: Path
 ) -> None:

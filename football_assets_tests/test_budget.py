@@ -42,6 +42,8 @@ from football_assets.resources.budget import (
 from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW
 from test_support.api_double import FootballApiDouble, rate_limited
 
+pytestmark = pytest.mark.rate_limit  # the api_double fixture at TEST_LIMIT per TEST_WINDOW
+
 ROOT = Path(__file__).resolve().parents[1]  # children import this module and test_support
 OTHER_KEY = "other-key-2b8d4f6a1c"
 API = {"base_url": "http://127.0.0.1:9/v4", "api_key": TEST_KEY}  # an API no test talks to

@@ -126,7 +126,7 @@ def bucket(s3: object) -> str:
 # ---- shared behaviour, local and S3 ---------------------------------------------------------
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # a moto server
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> OutputLocation:
     if request.param == "local":
         return OutputLocation(location=str(tmp_path / "out"))

@@ -89,6 +89,7 @@ def test_raw_materializations_say_snapshot_and_its_date(
     assert meta["competition_count"].value == 13
 
 
+@pytest.mark.rate_limit
 def test_live_refresh_records_provenance_and_budget(
     live_defs: dg.Definitions,
     instance: dg.DagsterInstance,

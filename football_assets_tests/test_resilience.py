@@ -129,6 +129,7 @@ def fast_defs(
 # ---- the API misbehaves ---------------------------------------------------------------------
 
 
+@pytest.mark.rate_limit
 def test_transient_faults_end_green_with_exactly_the_right_tables(
     fast_defs: dg.Definitions,
     instance: dg.DagsterInstance,
