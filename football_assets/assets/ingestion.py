@@ -28,6 +28,7 @@ from dagster._core.definitions.data_version import (
 )
 
 from football_assets import progress
+from football_assets.assets.labels import competitions_markdown, stored_team_counts
 from football_assets.payloads import (
     PayloadError,
     competition_ids,
@@ -84,7 +85,7 @@ def sync_competition_partitions(
     description="GET /competitions, verbatim; registers one raw_teams partition per competition.",
 )
 def raw_competitions(
-    context: dg.AssetExecutionContext, football_api: FootballDataApi
+    context: dg.AssetExecutionContext, football_api: FootballDataApi, warehouse: Warehouse
 ) -> dg.Output[ApiResponse]:
     response = football_api.fetch_competitions()
     _announce_source(context, response)
@@ -117,6 +118,10 @@ def raw_competitions(
             "partitions_added": ", ".join(added) or "none",
             "partitions_removed": ", ".join(removed) or "none",
             "payload_sha256": record.payload_sha256,
+            # The partitions are ids: this says which competition each is (teams as last fetched).
+            "competitions": dg.MetadataValue.md(
+                competitions_markdown(response.payload, stored_team_counts(warehouse, listed))
+            ),
         },
         data_version=dg.DataVersion(record.payload_sha256),
     )
@@ -290,11 +295,14 @@ def raw_teams(
                 _warn_sanitized(context, key, record, response.payload)
             # Partition keys are ids; the name tells a reader of the Partitions tab which is which.
             name = (response.payload.get("competition") or {}).get("name")
+            code = (response.payload.get("competition") or {}).get("code")
             metadata[key] = {
                 **({"competition": name} if name else {}),
+                **({"competition_code": code} if code else {}),
                 **response.metadata(),
-                "team_count": count,
-                "dagster/row_count": count,
+                # Not dagster/row_count: the UI shows that as the asset's size, and this is one
+                # competition's answer of many.
+                "teams_in_this_competition": count,
                 "payload_sha256": record.payload_sha256,
                 **({"sanitized_fields": ", ".join(record.sanitized)} if record.sanitized else {}),
             }
