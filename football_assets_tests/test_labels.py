@@ -3,7 +3,7 @@ raw_competitions' Markdown table, and raw_teams' count said as what it counts.""
 
 import dagster as dg
 
-from football_assets.assets.labels import NOT_FETCHED, competitions_markdown
+from football_assets.assets.labels import HEADER, competitions_markdown
 from football_assets.refresh import refresh
 
 
@@ -42,7 +42,7 @@ def test_every_competition_is_one_row_whatever_its_name() -> None:
         ]
     }
     table = competitions_markdown(payload, {"2021": 20, "9002": 0})
-    assert table.splitlines()[0] == "| id | code | name | teams |"
+    assert table.splitlines()[0] == HEADER == "| id | code | name | teams (last fetched) |"
     found = rows(table)
     assert [r[:3] for r in found] == [
         ["2021", "PL", "Premier League"],
@@ -52,7 +52,7 @@ def test_every_competition_is_one_row_whatever_its_name() -> None:
     ]
     teams = [r[3] for r in found]
     assert teams[0] == "[20](/assets/raw_teams?view=partitions&partition=2021)"
-    assert teams[1] == f"[{NOT_FETCHED}](/assets/raw_teams?view=partitions&partition=9001)"
+    assert teams[1] == "[raw_teams 9001](/assets/raw_teams?view=partitions&partition=9001)"
     assert teams[2].startswith("[0](")
 
 
@@ -75,7 +75,8 @@ def test_raw_competitions_names_each_partition_and_raw_teams_says_what_it_counts
     first = rows(str(latest("raw_competitions")["competitions"]))
     assert len(first) == 13
     assert first[0][:3] == ["2000", "WC", "FIFA World Cup"]
-    assert all(NOT_FETCHED in r[3] for r in first)  # the teams come after the list
+    # The teams come after the list: the cell names the partition to open instead.
+    assert all(r[3].startswith(f"[raw_teams {r[0]}](") for r in first)
 
     refresh(snapshot_defs, instance, force=True)
     again = {r[0]: r for r in rows(str(latest("raw_competitions")["competitions"]))}

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from football_assets.payloads import parse_competitions
 from football_assets.resources.warehouse import Warehouse
 
-NOT_FETCHED = "not fetched yet"
+HEADER = "| id | code | name | teams (last fetched) |"
 
 
 def stored_team_counts(warehouse: Warehouse, keys: Sequence[str]) -> dict[str, int]:
@@ -33,12 +33,14 @@ def _cell(text: str) -> str:
 
 
 def competitions_markdown(payload: Any, teams: Mapping[str, int]) -> str:
-    """| id | code | name | teams |, in id order; teams links to the raw_teams partition."""
-    lines = ["| id | code | name | teams |", "| --- | --- | --- | --- |"]
+    """One row per competition, in id order. Teams is the count in its latest stored raw_teams
+    answer (the list is fetched before the teams, so a first fetch has none yet: the cell then
+    names the partition), always a link to that partition."""
+    lines = [HEADER, "| --- | --- | --- | --- |"]
     for competition in sorted(parse_competitions(payload).competitions, key=lambda c: c.id):
         key = str(competition.id)
         count = teams.get(key)
-        shown = NOT_FETCHED if count is None else str(count)
+        shown = f"raw_teams {key}" if count is None else str(count)
         link = f"/assets/raw_teams?view=partitions&partition={quote(key, safe='')}"
         lines.append(
             f"| {key} | {_cell(competition.code or '')} | {_cell(competition.name)} "
