@@ -7,6 +7,7 @@ DAGSTER_HOME that is a file is one line saying what to do, before anything start
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -134,6 +135,9 @@ def assert_all_stopped(started: set[int]) -> None:
     while alive(started) and time.monotonic() < deadline:
         time.sleep(0.2)
     left = alive(started)
+    for pid in left:  # the test fails, but leaves nothing running behind it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     assert not left, f"still running after the UI stopped: {sorted(left)}"
 
 
@@ -234,6 +238,33 @@ def test_sigterm_stops_all_it_started_and_exits_143(tmp_path: Path, env: dict[st
     assert process.returncode == 143, (out, err)
     assert "stopping the UI (SIGTERM)" in out
     assert_all_stopped(started)
+
+
+def test_a_killed_ui_leaves_no_server_behind(tmp_path: Path, env: dict[str, str]) -> None:
+    """SIGKILL cannot be handled: dagster dev learns of it from the kernel (Linux) and stops."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [*CLI, "ui", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if URL.search(line):
+                break
+        started = everything_started(process.pid, port)
+        process.kill()
+        process.wait(timeout=30)
+        assert_all_stopped(started)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
 
 
 def run_ui(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

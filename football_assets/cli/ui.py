@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -31,6 +32,7 @@ GROUPS = ("ingestion", "warehouse", "reporting")
 LOG_FILE = "ui.log"
 # A loaded machine takes 20-40 s to bring up the webserver, the daemon and the code server.
 START_TIMEOUT = 300.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_TIMEOUT = 20.0  # dagster dev waits for its webserver and daemon; then the group is killed
 
 
@@ -92,6 +94,13 @@ def dagster_dev_command(workspace: Path, host: str, port: int) -> list[str]:
         "-p",
         str(port),
     ]
+
+
+def _die_with_parent() -> None:
+    """In the child, before dagster dev starts (Linux): SIGTERM when football-assets ui dies,
+    even by SIGKILL, so its webserver and daemon never outlive the command."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def prepare(config: Settings) -> list[str]:
@@ -205,6 +214,7 @@ def run(
             # Its own group: the terminal's Ctrl-C reaches this process only, which then stops
             # dagster dev in order and everything it started with it.
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         try:
             where = "on this terminal" if verbose else f"in {log}"
