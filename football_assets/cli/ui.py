@@ -9,6 +9,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +33,7 @@ GROUPS = ("ingestion", "warehouse", "reporting")
 LOG_FILE = "ui.log"
 # A loaded machine takes 20-40 s to bring up the webserver, the daemon and the code server.
 START_TIMEOUT = 300.0
+ANSI = r"\x1b\[[0-9;]*m"  # Dagster colours its log lines
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_TIMEOUT = 20.0  # dagster dev waits for its webserver and daemon; then the group is killed
 
@@ -201,22 +203,25 @@ def run(
     child_env = {**env, "DAGSTER_HOME": str(home)}
     url = graph_url(host, port)
     started = time.monotonic()
-    with _signals_raise() as now_stopping, contextlib.ExitStack() as stack:
-        output = None if verbose else stack.enter_context(log.open("wb"))
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="football-ui-")))
-        workspace = folder / "workspace.yaml"
-        workspace.write_text(WORKSPACE.format(cwd=json.dumps(str(Path.cwd()))), encoding="utf-8")
-        process = subprocess.Popen(
-            dagster_dev_command(workspace, host, port),
-            env=child_env,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-            # Its own group: the terminal's Ctrl-C reaches this process only, which then stops
-            # dagster dev in order and everything it started with it.
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+    process: subprocess.Popen[bytes] | None = None
+    with contextlib.ExitStack() as stack, _signals_raise() as now_stopping:
         try:
+            output = None if verbose else stack.enter_context(log.open("wb"))
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="football-ui-")))
+            workspace = folder / "workspace.yaml"
+            workspace.write_text(
+                WORKSPACE.format(cwd=json.dumps(str(Path.cwd()))), encoding="utf-8"
+            )
+            process = subprocess.Popen(
+                dagster_dev_command(workspace, host, port),
+                env=child_env,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                # Its own group: the terminal's Ctrl-C reaches this process only, which then stops
+                # dagster dev in order and everything it started with it.
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
             where = "on this terminal" if verbose else f"in {log}"
             say(f"football-assets: starting Dagster's webserver and daemon (its log {where})")
             while not _answers(url.split("/asset-groups")[0] + "/server_info"):
@@ -240,7 +245,8 @@ def run(
             return 128 + stop.signum
         finally:
             now_stopping()
-            stop_group(process)
+            if process is not None:
+                stop_group(process)
 
 
 def _exited(code: int, log: Path, verbose: bool) -> int:
@@ -251,5 +257,5 @@ def _exited(code: int, log: Path, verbose: bool) -> int:
     tail = ""
     if not verbose and log.exists():
         lines = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln]
-        tail = f": {lines[-1].strip()}" if lines else ""
+        tail = f": {re.sub(ANSI, '', lines[-1]).strip()}" if lines else ""
     raise UiError(f"dagster dev exited with code {code}{tail} (its log is {where})")
