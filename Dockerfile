@@ -19,6 +19,14 @@ WORKDIR /src
 # Only what the wheel needs: tests, .git and local state stay out of the image.
 COPY pyproject.toml README.md ./
 COPY football_assets ./football_assets
+# The commit the image is built from, so the UI links each asset to its code there
+# (.git stays out of the build context; without both, the UI shows files inside the image):
+#   docker build --build-arg GIT_URL=https://github.com/<owner>/<repo>
+#                --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
+ARG GIT_URL=""
+ARG GIT_COMMIT=""
+COPY deploy/write_build_info.py /tmp/write_build_info.py
+RUN python /tmp/write_build_info.py "$GIT_URL" "$GIT_COMMIT"
 # A regular (non-editable) install, so the final stage needs no source tree; the pins in
 # pyproject.toml keep dagster, its webserver and dagster-postgres/-docker/-aws in lockstep.
 RUN pip install --upgrade pip setuptools wheel \

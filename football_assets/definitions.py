@@ -6,10 +6,14 @@ tests and `football-assets` call `build_definitions` with resources of their own
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from football_assets import build_info
 from football_assets import settings as settings_module
 from football_assets.assets import ingestion, reporting, warehouse
 from football_assets.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
@@ -61,6 +65,28 @@ def build_output(config: Settings | None = None) -> OutputLocation:
     return OutputLocation(location=config.output_location)
 
 
+def with_code_references(assets: Sequence[dg.AssetsDefinition]) -> list[Any]:
+    """Each asset linked to the code that builds it: the file and line here; in an image built
+    with its commit (build_info.py), that file at that commit in the repository."""
+    # Dagster 1.13 calls code references beta and would say so in every process that loads
+    # this module (code server, daemon, each run); they are its documented way to do this.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        referenced = dg.with_source_code_references(assets)
+        if not (build_info.GIT_URL and build_info.GIT_COMMIT):
+            return list(referenced)
+        linked = dg.link_code_references_to_git(
+            referenced,
+            git_url=build_info.GIT_URL,
+            git_branch=build_info.GIT_COMMIT,  # a commit id works wherever a branch does
+            file_path_mapping=dg.AnchorBasedFilePathMapping(
+                local_file_anchor=Path(__file__),
+                file_anchor_path_in_repository="football_assets/definitions.py",
+            ),
+        )
+    return list(linked)
+
+
 def build_definitions(
     football_api: FootballDataApi | None = None,
     warehouse_resource: Warehouse | None = None,
@@ -77,12 +103,14 @@ def build_definitions(
         "summary_output": summary_output or build_output(config),
     }
     return dg.Definitions(
-        assets=[
-            ingestion.raw_competitions,
-            ingestion.raw_teams,
-            warehouse.warehouse_tables,
-            reporting.summary_csv,
-        ],
+        assets=with_code_references(
+            [
+                ingestion.raw_competitions,
+                ingestion.raw_teams,
+                warehouse.warehouse_tables,
+                reporting.summary_csv,
+            ]
+        ),
         asset_checks=ALL_CHECKS,
         resources=resources,
         sensors=AUTOMATION_SENSORS,

@@ -529,6 +529,9 @@ EXEMPT: dict[str, dict[str, str]] = {
         "compose": "the image sets it",
         "docker launcher": "the image sets it",
     },
+    # The deployments set json themselves (compose's default, the ECS tasks); in .env it would
+    # turn local terminals into JSON lines too (.env.example keeps it commented out).
+    "FOOTBALL_LOG_FORMAT": {".env.example": "local terminals keep the display"},
 }
 
 

@@ -60,6 +60,6 @@ def test_one_competition_goes_from_the_api_to_the_tables_and_the_report(
     assert instance.get_dynamic_partitions(PARTITIONS) == [str(PREMIER_LEAGUE)]
     (stored,) = teams.asset_materializations_for_node("raw_teams")
     assert stored.partition == str(PREMIER_LEAGUE)
-    assert stored.metadata["team_count"].value == 20
+    assert stored.metadata["teams_in_this_competition"].value == 20
     assert actual_tables(warehouse) == expected_tables(api_double.data)
     assert read_summary(output_dir) == expected_summary(api_double.data)

@@ -109,7 +109,8 @@ def test_live_refresh_records_provenance_and_budget(
     assert meta["source"].value == "live"
     assert meta["url"].value == f"{api_double.base_url}/competitions/2021/teams"
     assert meta["http_status"].value == 200
-    assert meta["team_count"].value == 20
+    assert meta["teams_in_this_competition"].value == 20
+    assert meta["competition"].value == "Premier League" and meta["competition_code"].value == "PL"
     assert meta["bytes"].value > 1000
     assert 0 <= meta["api_requests_available_minute"].value < 10
     assert api_double.refused_count() == 0

@@ -1,15 +1,16 @@
 """The Dagster UI as its users use it, in a real Chromium driven by Playwright.
 
-`dagster dev` runs on a free loopback port against a fresh instance (temporary DAGSTER_HOME,
-XDG_STATE_HOME and output folder, a fresh schema in the session's PostgreSQL); the browser does
-what a new user does first and nothing before it: "Materialize all" -> All -> "Launch backfill".
+`football-assets ui` runs on a free loopback port in an empty folder, as on a fresh clone before
+any refresh: it creates the project's instance there and an embedded PostgreSQL. The browser
+opens the URL it printed (the asset graph, every group open) and does what a new user does
+first and nothing before it: "Materialize all" -> All -> "Launch backfill".
 That click works only because `competition_partitions_sensor` (on by default) registered the
 `competitions` partitions on its first tick; the test waits for the button, never registers
 anything itself. It then checks that every asset is materialized (all 13 partitions of
-raw_teams), reads the graph, the checks, the summary's metadata, its freshness (evaluated by the
-daemon's freshness loop) and its lineage. Screenshots land in test-output/;
-FOOTBALL_UPDATE_DOCS_IMAGES=1 also refreshes docs/images/asset-graph.png (the README's) and
-docs/images/summary-freshness.png (docs/ui.md's).
+raw_teams), reads the graph, the checks, the competitions' names beside their partitions, the
+summary's metadata, its freshness (evaluated by the daemon's freshness loop) and its lineage.
+Screenshots land in test-output/; FOOTBALL_UPDATE_DOCS_IMAGES=1 also copies the ones the docs
+show (DOCS_IMAGES) into docs/images/.
 
 Needs /usr/bin/chromium (`apt-get install chromium`): Playwright's own browser downloads are
 not used. Without it the test skips, except in CI (CI=true), where it fails.
@@ -50,8 +51,16 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "test-output"
-DOCS_GRAPH = REPO / "docs" / "images" / "asset-graph.png"
-DOCS_FRESHNESS = REPO / "docs" / "images" / "summary-freshness.png"
+DOCS = REPO / "docs" / "images"
+# What the docs show: the README's graph, and docs/ui.md's walk through a first launch.
+DOCS_IMAGES = (
+    "asset-graph.png",
+    "materialize-all.png",
+    "backfill-in-progress.png",
+    "raw-competitions.png",
+    "raw-teams-partition.png",
+    "summary-freshness.png",
+)
 
 ASSETS = [
     "raw_competitions",
@@ -96,18 +105,26 @@ def _free_port() -> int:
 
 
 @dataclass
-class DagsterDev:
-    """A running `dagster dev`: its URL, its log, its process group and when it started."""
+class UiServer:
+    """A running `football-assets ui`: its URL, its log, its process group, when it started."""
 
     url: str
     log: Path
     process: subprocess.Popen[bytes]
     started: float  # time.monotonic() when the process was started
     ready: float = 0.0  # time.monotonic() when its code location had loaded
+    graph_url: str = ""  # the URL it printed
+    dagster_log: Path = Path("/nonexistent")  # dagster dev's output, in the instance
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        """What football-assets ui printed, then the end of Dagster's log (ui.log)."""
+        printed = self.log.read_text(encoding="utf-8", errors="replace")
+        dagster = (
+            self.dagster_log.read_text(encoding="utf-8", errors="replace")
+            if (self.dagster_log.exists())
+            else ""
+        )
+        return printed + "\n".join(dagster.splitlines()[-lines:])
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
@@ -121,7 +138,7 @@ class DagsterDev:
         return answer["data"]
 
     def stop(self) -> None:
-        """SIGTERM the whole group (webserver, daemon, code servers, runs), then SIGKILL."""
+        """SIGTERM its group (it then stops dagster dev's, which it started), then SIGKILL."""
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -147,13 +164,13 @@ class DagsterDev:
 
 
 def wait_for(
-    what: str, probe: Callable[[], T | None], server: DagsterDev, timeout: float = RUN_TIMEOUT
+    what: str, probe: Callable[[], T | None], server: UiServer, timeout: float = RUN_TIMEOUT
 ) -> T:
     """Poll `probe` every half second until it returns something; fail naming `what`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(f"dagster dev exited while waiting for {what}:\n{server.log_tail()}")
+            pytest.fail(f"football-assets ui exited while waiting for {what}:\n{server.log_tail()}")
         result = probe()
         if result is not None:
             return result
@@ -161,53 +178,43 @@ def wait_for(
     pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{server.log_tail()}")
 
 
-@pytest.fixture
-def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev]:
-    """`dagster dev` on a free loopback port, a fresh instance, the session's PostgreSQL.
+def _processes_under(pid: int) -> set[int]:
+    """Every process descended from `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
-    Fresh means nothing of a user's: no runs, no registered partitions, no request budget
-    state (XDG_STATE_HOME), no summary, an empty schema. Only the instance's run queue is
-    tuned; sensors, the backfill daemon and freshness keep Dagster's defaults, as a user has
-    them.
+
+@pytest.fixture
+def football_ui(tmp_path: Path) -> Iterator[UiServer]:
+    """`football-assets ui` as a new user runs it on a fresh clone, before any refresh.
+
+    Fresh means nothing of a user's: the project's default instance created in the working
+    folder by the command itself (its dagster.yaml included), a new embedded PostgreSQL, no
+    request budget state (XDG_STATE_HOME), no summary. Sensors, the backfill daemon and
+    freshness keep Dagster's defaults, as a user has them.
     """
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    # The daemon's 5 s queue poll, shortened: the test waits on every run it launches.
-    (home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        "run_coordinator:\n"
-        "  module: dagster.core.run_coordinator\n"
-        "  class: QueuedRunCoordinator\n"
-        "  config:\n    dequeue_interval_seconds: 1\n",
-        encoding="utf-8",
-    )
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("FOOTBALL_", "DAGSTER_"))
         and name not in {"DATABASE_URL", "XDG_STATE_HOME", "FRESHNESS_DAEMON_INTERVAL_SECONDS"}
     }
-    env.update(
-        DAGSTER_HOME=str(home),
-        XDG_STATE_HOME=str(tmp_path / "state"),
-        DATABASE_URL=pg_url,
-        FOOTBALL_DB_SCHEMA=schema,
-        FOOTBALL_OUTPUT_DIR=str(tmp_path / "output"),
-    )
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
     OUTPUT.mkdir(exist_ok=True)
-    log = OUTPUT / "dagster-dev.log"
+    log = OUTPUT / "football-assets-ui.log"
     port = _free_port()
-    executable = Path(sys.executable).with_name("dagster")
-    command = [
-        str(executable) if executable.exists() else "dagster",
-        "dev",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-w",
-        str(REPO / "workspace.yaml"),
-    ]
+    executable = Path(sys.executable).with_name("football-assets")
+    command = [str(executable), "ui", "--port", str(port)]
     started = time.monotonic()
     with log.open("wb") as log_file:
         # cwd outside the repo: no developer's .env (API key, database) leaks into the test.
@@ -219,8 +226,16 @@ def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = DagsterDev(url=f"http://127.0.0.1:{port}", log=log, process=process, started=started)
+    server = UiServer(url=f"http://127.0.0.1:{port}", log=log, process=process, started=started)
+    server.dagster_log = tmp_path / ".dagster_home" / "ui.log"
+    started_processes: set[int] = set()
     try:
+
+        def printed() -> str | None:
+            found = re.search(r"http://127\.0\.0\.1:\d+/asset-groups\S*", log.read_text("utf-8"))
+            return found[0] if found else None
+
+        server.graph_url = wait_for("the printed URL", printed, server, SERVER_START_TIMEOUT)
 
         def loaded() -> bool | None:
             try:
@@ -235,9 +250,17 @@ def dagster_dev(tmp_path: Path, pg_url: str, schema: str) -> Iterator[DagsterDev
 
         wait_for("the code location to load", loaded, server, SERVER_START_TIMEOUT)
         server.ready = time.monotonic()
+        started_processes = _processes_under(process.pid)
         yield server
     finally:
         server.stop()
+        # football-assets ui stops what it started; should it not have, nothing outlives us.
+        for pid in started_processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(
+            [str(executable), "db", "stop"], cwd=tmp_path, env=env, capture_output=True, timeout=60
+        )
 
 
 RUNS_QUERY = """
@@ -246,7 +269,7 @@ RUNS_QUERY = """
 """
 
 
-def runs(server: DagsterDev) -> list[dict[str, Any]]:
+def runs(server: UiServer) -> list[dict[str, Any]]:
     found = server.graphql(RUNS_QUERY)["runsOrError"]["results"]
     for run in found:
         run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
@@ -254,7 +277,7 @@ def runs(server: DagsterDev) -> list[dict[str, Any]]:
     return found
 
 
-def no_failed_runs(server: DagsterDev) -> list[dict[str, Any]]:
+def no_failed_runs(server: UiServer) -> list[dict[str, Any]]:
     found = runs(server)
     failed = [r for r in found if r["status"] in {"FAILURE", "CANCELED"}]
     if failed:
@@ -274,7 +297,7 @@ query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) {
 """
 
 
-def backfill_outcome(server: DagsterDev, backfill_id: str) -> dict[str, Any] | None:
+def backfill_outcome(server: UiServer, backfill_id: str) -> dict[str, Any] | None:
     """None while the backfill runs; then its status and what it materialized, per asset."""
     no_failed_runs(server)
     backfill = server.graphql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
@@ -336,7 +359,7 @@ SENSOR_QUERY = """
 """
 
 
-def partitions_sensor_report(server: DagsterDev) -> str:
+def partitions_sensor_report(server: UiServer) -> str:
     """What a failing first click needs explained: the sensor's state and the partitions."""
     data = server.graphql(SENSOR_QUERY)
     state = data["sensorOrError"].get("sensorState") or {}
@@ -349,20 +372,20 @@ def partitions_sensor_report(server: DagsterDev) -> str:
     )
 
 
-def launch_materialize_all(page: Page, server: DagsterDev) -> tuple[int, float]:
+def launch_materialize_all(page: Page, server: UiServer) -> tuple[int, float]:
     """The user's first click: "Materialize all" -> All -> "Launch backfill".
 
     Dagster preselects no partitions and keeps "Launch backfill" disabled until some are
     picked; "All" picks every registered one. On a fresh instance only the partitions sensor
     registers them, so the dialog is reopened (the graph reloaded, as a user would) until its
     tick has: it never is by the test. Returns the attempts it took and the seconds from
-    `dagster dev` starting to the button seen enabled.
+    `football-assets ui` starting to the button seen enabled.
     """
     deadline = server.ready + SENSOR_TIMEOUT
     attempts = 0
     while True:
         attempts += 1
-        page.goto(f"{server.url}/asset-groups")
+        page.goto(server.graph_url)
         page.get_by_role("button", name="Materialize all").click()
         dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
         expect(dialog.get_by_text("Partition selection")).to_be_visible()
@@ -381,7 +404,7 @@ def launch_materialize_all(page: Page, server: DagsterDev) -> tuple[int, float]:
             page.screenshot(path=OUTPUT / "materialize-all-disabled.png")
             pytest.fail(
                 f'"Launch backfill" did not enable with all {PARTITION_COUNT} competitions '
-                f"within {SENSOR_TIMEOUT:.0f} s of `dagster dev` loading the code location: "
+                f"within {SENSOR_TIMEOUT:.0f} s of the UI loading the code location: "
                 f"{partitions_sensor_report(server)}\n{server.log_tail()}"
             )
         dialog.get_by_role("button", name="Cancel").click()
@@ -409,24 +432,6 @@ def reload_until(page: Page, what: str, condition: Locator, timeout: float) -> N
             page.screenshot(path=OUTPUT / "last-wait.png")
             pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}")
         page.reload()
-
-
-def expand_graph(page: Page) -> None:
-    """Open every group and show each asset's description and owner (UI settings, per user)."""
-    page.get_by_role("button", name="settings", exact=True).click()
-    toggle = page.get_by_role("menuitem", name=re.compile("(Expand|Collapse) all groups"))
-    expect(toggle).to_be_visible()
-    if "Expand" in toggle.inner_text():
-        toggle.click()
-    else:
-        page.keyboard.press("Escape")
-    page.get_by_role("button", name="config", exact=True).click()
-    facets = page.get_by_role("dialog").filter(has_text="Choose Asset Facets")
-    for facet in ("Description", "Owner"):
-        if not facets.get_by_role("checkbox", name=facet, exact=True).is_checked():
-            facets.get_by_text(facet, exact=True).click()
-    facets.get_by_role("button", name="Save").click()
-    expect(facets).to_be_hidden()
 
 
 def wait_for_materialized_graph(page: Page) -> None:
@@ -476,15 +481,17 @@ def graph_node(page: Page, name: str) -> Locator:
 
 
 def test_first_click_materializes_everything_and_freshness_shows(
-    dagster_dev: DagsterDev, browser_page: Page
+    football_ui: UiServer, browser_page: Page
 ) -> None:
-    page, server = browser_page, dagster_dev
+    page, server = browser_page, football_ui
     started = time.monotonic()
     # Fresh: nothing ran, so whatever registers the partitions below is not a run of ours.
     assert runs(server) == [], "the instance is not fresh"
 
-    # 1. The asset graph: three layers left to right, every asset with kind, owner, description.
-    page.goto(f"{server.url}/asset-groups")
+    # 1. The printed URL: the asset graph, three layers left to right, every group open with
+    # every asset and its kinds, without touching a setting (a fresh browser profile).
+    assert server.graph_url.startswith(f"{server.url}/asset-groups")
+    page.goto(server.graph_url)
     if server.graphql("{ shouldShowNux }")["shouldShowNux"]:
         # A fresh instance on localhost greets the user with "Join the Dagster community" a
         # second after the first page loads; "Skip" dismisses it for good (in the instance).
@@ -493,15 +500,12 @@ def test_first_click_materializes_everything_and_freshness_shows(
         expect(page.get_by_text("Join the Dagster community")).to_be_hidden()
     for group in ("ingestion", "warehouse", "reporting"):
         expect(page.get_by_text(group, exact=True).first).to_be_visible()
-    expand_graph(page)
     for name in ASSETS:
         expect(graph_node(page, name)).to_be_visible()
     expect(page.get_by_text("Python", exact=True).first).to_be_visible()
     expect(page.get_by_text("Postgres", exact=True).first).to_be_visible()
-    expect(page.get_by_text("data-engineering").first).to_be_visible()
-    expect(
-        page.get_by_text(re.compile(r"^summary\.csv: teams per competition")).first
-    ).to_be_visible()
+    wait_until_still(graph_node(page, "summary_csv"))
+    page.screenshot(path=OUTPUT / "asset-graph-fresh.png")
     x = {name: left_edge(graph_node(page, name)) for name in ASSETS}
     assert (
         x["raw_competitions"] < x["dim_competitions"] < x["fact_competitions"] < x["summary_csv"]
@@ -518,6 +522,7 @@ def test_first_click_materializes_everything_and_freshness_shows(
     # 3. The first click, and nothing before it: "Materialize all" -> All -> "Launch backfill".
     before = time.time()
     attempts, enabled_after = launch_materialize_all(page, server)
+    launched = time.monotonic()
     backfill_id = wait_for(
         "the backfill to be created",
         lambda: next(
@@ -533,9 +538,14 @@ def test_first_click_materializes_everything_and_freshness_shows(
         ),
         server,
     )
+    # What the user sees while it runs (about 1-2 minutes: the backfill daemon's 30 s steps).
+    page.goto(f"{server.url}/runs/b/{backfill_id}")
+    expect(page.get_by_text("In progress", exact=True).first).to_be_visible()
+    page.screenshot(path=OUTPUT / "backfill-in-progress.png")
     outcome = wait_for(
         f"backfill {backfill_id} to finish", lambda: backfill_outcome(server, backfill_id), server
     )
+    waited = time.monotonic() - launched
     # Partitioned raw_teams (each partition reported by the asset itself) and the unpartitioned
     # assets, the three tables from their one step, all in the one backfill.
     assert outcome == {
@@ -548,12 +558,31 @@ def test_first_click_materializes_everything_and_freshness_shows(
     expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
     expect(page.get_by_text("100% completed")).to_have_count(len(ASSETS))
 
-    # 4. raw_teams' partitions: every competition, by id; 2013's metadata names it.
+    # 4. Names beside the ids. raw_competitions: the table of id, code, name and teams.
+    page.goto(f"{server.url}/assets/raw_competitions")
+    # The overview lists it as "competitions [Show Markdown]"; the click shows the table.
+    row = page.get_by_role("row").filter(
+        has=page.get_by_role("cell", name="competitions", exact=True)
+    )
+    row.get_by_text("[Show Markdown]").click()
+    table = page.locator("table").filter(has_text="teams (last fetched)").last
+    expect(table).to_be_visible()
+    premier_league = table.locator("tr").filter(has_text="Premier League")
+    expect(premier_league.get_by_text("2021", exact=True)).to_be_visible()
+    expect(premier_league.get_by_text("PL", exact=True)).to_be_visible()
+    expect(premier_league.get_by_role("link")).to_have_attribute(
+        "href", re.compile(r"/assets/raw_teams\?view=partitions&partition=2021$")
+    )
+    expect(table.locator("tr").filter(has_text=ZERO_TEAMS).first).to_be_visible()
+    page.screenshot(path=OUTPUT / "raw-competitions.png")
+    # raw_teams' partitions, by id; 2013's metadata names it and says what its count counts.
     page.goto(f"{server.url}/assets/raw_teams?view=partitions&partition=2013")
     expect(page.get_by_text(f"{PARTITION_COUNT} Partitions Selected")).to_be_visible()
     for key in ("2000", "2013", "2152"):
         expect(page.get_by_text(key, exact=True).first).to_be_visible()
-    expect(page.get_by_text("team_count", exact=True)).to_be_visible()
+    expect(page.get_by_text("teams_in_this_competition", exact=True)).to_be_visible()
+    expect(page.get_by_text("competition_code", exact=True)).to_be_visible()
+    expect(page.get_by_text("BSA", exact=True).first).to_be_visible()
     expect(page.get_by_text(ZERO_TEAMS, exact=True).first).to_be_visible()
     page.screenshot(path=OUTPUT / "raw-teams-partition.png")
 
@@ -610,18 +639,19 @@ def test_first_click_materializes_everything_and_freshness_shows(
     zoom_out_to_show(page, "raw_competitions", "summary_csv")
     page.screenshot(path=OUTPUT / "summary-lineage.png")
 
-    # 8. The graph again, now materialized: the screenshot the README shows.
-    page.goto(f"{server.url}/asset-groups")
-    expand_graph(page)
+    # 8. The printed URL again, now materialized: the graph the README shows, as the user has
+    # it (no facet or setting changed).
+    page.goto(server.graph_url)
     wait_for_materialized_graph(page)
     page.screenshot(path=OUTPUT / "asset-graph.png")
     if os.environ.get("FOOTBALL_UPDATE_DOCS_IMAGES") == "1":
-        DOCS_GRAPH.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(OUTPUT / "asset-graph.png", DOCS_GRAPH)
-        shutil.copyfile(OUTPUT / "summary-freshness.png", DOCS_FRESHNESS)
+        DOCS.mkdir(parents=True, exist_ok=True)
+        for name in DOCS_IMAGES:
+            shutil.copyfile(OUTPUT / name, DOCS / name)
 
     print(
         f"browser test: {time.monotonic() - started:.0f} s in the UI; 'Launch backfill' "
-        f"enabled at try {attempts}, {enabled_after:.0f} s after `dagster dev` started; "
+        f"enabled at try {attempts}, {enabled_after:.0f} s after `football-assets ui` started; "
+        f"'Materialize all' to Succeeded: {waited:.0f} s; "
         f"summary_csv's freshness right after the backfill: {first_seen}"
     )

@@ -45,6 +45,7 @@ from football_assets.assets.ingestion_checks import (
     warn_new_fields,
     warn_sanitized,
 )
+from football_assets.assets.labels import competitions_markdown, stored_team_counts
 from football_assets.payloads import PayloadError, competition_ids, parse_teams
 from football_assets.policies import API_POOL, INGESTION, OWNERS
 from football_assets.resources.api import FootballDataApi
@@ -137,6 +138,10 @@ def raw_competitions(
             "partitions_added": ", ".join(added) or "none",
             "partitions_removed": ", ".join(removed) or "none",
             "payload_sha256": record.payload_sha256,
+            # The partitions are ids: this says which competition each is (teams as last fetched).
+            "competitions": dg.MetadataValue.md(
+                competitions_markdown(response.payload, stored_team_counts(warehouse, listed))
+            ),
         },
         data_version=dg.DataVersion(record.payload_sha256),
     )
@@ -215,14 +220,17 @@ def raw_teams(
             if record.sanitized:
                 warn_sanitized(context.log, key, record, response.payload)
             # Partition keys are ids; the name tells a reader of the Partitions tab which is which.
-            name = _competition_name(response.payload)
+            name = _competition_summary(response.payload, "name")
+            code = _competition_summary(response.payload, "code")
             if name:
                 names[key] = name
             metadata[key] = {
                 **({"competition": name} if name else {}),
+                **({"competition_code": code} if code else {}),
                 **response.metadata(),
-                "team_count": count,
-                "dagster/row_count": count,
+                # Not dagster/row_count: the UI shows that as the asset's size, and this is one
+                # competition's answer of many.
+                "teams_in_this_competition": count,
                 "payload_sha256": record.payload_sha256,
                 **({"sanitized_fields": ", ".join(record.sanitized)} if record.sanitized else {}),
             }
@@ -266,8 +274,8 @@ def raw_teams(
         raise dg.Failure(drift.describe_missing(missing), allow_retries=False)
 
 
-def _competition_name(payload: dict[str, Any]) -> str | None:
+def _competition_summary(payload: dict[str, Any], field: str) -> str | None:
     # Not part of what the tables read, so not checked on arrival: take it only if well-formed.
     summary = payload.get("competition")
-    name = summary.get("name") if isinstance(summary, dict) else None
-    return name if isinstance(name, str) else None
+    value = summary.get(field) if isinstance(summary, dict) else None
+    return value if isinstance(value, str) else None

@@ -6,6 +6,7 @@ football-assets status [--json] what is in the warehouse, how old, from where; c
 football-assets db stop         stop the embedded PostgreSQL (if one runs)
 football-assets db url          print where the warehouse is (password hidden; never starts it)
 football-assets db psql         open psql on the warehouse, in its schema
+football-assets ui [--port N]   the Dagster UI on the same instance (webserver and daemon)
 
 This module is the only one of the package besides settings.py that touches the environment: it
 hands it to `settings.load()`, and to psql.
@@ -51,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the warehouse database")
     db.add_argument("action", choices=["stop", "url", "psql"])
     db.add_argument("--show-password", action="store_true", help="db url: print the password too")
+    ui = commands.add_parser("ui", help="the Dagster UI on this instance, until Ctrl-C")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ui.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    ui.add_argument("--verbose", action="store_true", help="Dagster's log on the terminal")
     return parser
 
 
@@ -104,6 +109,10 @@ def _one_line(exc: Exception) -> str | None:
     """The line for errors a user can cause and fix; None for bugs (they keep a traceback)."""
     if isinstance(exc, ConfigError):
         return str(exc)  # before the imports below, which load Dagster (~2 s) for nothing
+    from football_assets.cli.ui import UiError
+
+    if isinstance(exc, UiError):
+        return str(exc)
     from football_assets.cli.db import PsqlMissing
     from football_assets.refresh import RefreshFailed, UnknownCompetitions
     from football_assets.resources.api_answers import FootballDataError
@@ -134,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load(env)
         if args.command == "db":
             return _db(config, args.action, args.show_password)
+        if args.command == "ui":
+            from football_assets.cli import ui
+
+            return ui.run(config, env, host=args.host, port=args.port, verbose=args.verbose)
         if args.command == "refresh":
             from football_assets.cli import refresh_command
 

@@ -46,6 +46,14 @@ python_logs:
         (): football_assets.log_format.json_stdout_handler
         level: INFO
 
+# Runs launched from the UI wait in the queue until the daemon takes them: every second, not
+# Dagster's 5. (The backfill daemon's 30 s step, most of a "Materialize all", is not settable.)
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+
 # A run whose process died before it started is marked failed instead of "starting" forever.
 run_monitoring:
   enabled: true

@@ -27,6 +27,7 @@ from football_assets.cli.display import (
     ProgressHandler,
     RefreshState,
 )
+from football_assets.cli.env_file import json_log_notice
 from football_assets.log_format import json_line
 from football_assets.settings import Settings
 
@@ -181,6 +182,8 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
     log_file = _file_handler(log_path) if log_path is not None else None
     origin = "the live API" if config.live else "the bundled snapshot (offline)"
     which = f"competitions {', '.join(competitions)}" if competitions else "every competition"
+    if notice := json_log_notice(config, Path.cwd() / ".env"):  # before all else: it explains
+        display.echo(notice)
     display.echo(f"football-assets: refreshing {which} from {origin} into {warehouse.describe()}")
     display.echo(f"football-assets: Dagster instance {home}")
     if wrote:
