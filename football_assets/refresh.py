@@ -58,6 +58,14 @@ class RefreshFailed(Exception):
         self.run_id = run_id
 
 
+class RefreshInterrupted(KeyboardInterrupt):
+    """A run of the refresh ended on an interrupt (SIGINT, SIGTERM); it is recorded as failed."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
 class UnknownCompetitions(ValueError):
     """`--competition` named ids the instance does not know; nothing was run."""
 
@@ -144,12 +152,28 @@ def failure_line(result: Any) -> str:
     return "the run failed; see its logs in the Dagster UI"
 
 
+def interrupted(result: Any) -> bool:
+    """Whether a run ended because it was interrupted (its step or the run itself)."""
+    from dagster._core.execution.plan.objects import ErrorSource
+
+    names = {dg.DagsterExecutionInterruptedError.__name__, KeyboardInterrupt.__name__}
+    for event in result.all_events:
+        data = event.event_specific_data
+        if event.is_step_failure and data.error_source == ErrorSource.INTERRUPT:
+            return True
+        error = getattr(data, "error", None) if event.is_run_failure else None
+        if error is not None and error.cls_name in names:
+            return True
+    return False
+
+
 def _run(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     selection: Sequence[dg.AssetKey],
     tags: dict[str, str],
     run_config: dict[str, Any] | None,
+    checkpoint: Callable[[], None],
 ) -> str:
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
@@ -159,7 +183,11 @@ def _run(
         run_config=run_config if run_config is not None else QUIET_CONSOLE,
         raise_on_error=False,
     )
+    # A signal Dagster took while the run executed: stop here, whatever the run's outcome.
+    checkpoint()
     if not result.success:
+        if interrupted(result):
+            raise RefreshInterrupted(result.run_id)
         raise RefreshFailed(failure_line(result), result.run_id)
     return result.run_id
 
@@ -177,12 +205,14 @@ def refresh(
     force: bool = False,
     echo: Callable[[str], None] = print,
     on_phase: Callable[[str, dict[str, Any]], None] | None = None,
+    checkpoint: Callable[[], None] = lambda: None,
 ) -> RefreshReport:
     """Raw answers, then (unless they changed nothing, or `force`) the tables and the report.
 
     `competitions` refreshes only those competitions' teams (and what depends on them), keeping
     the competition list as stored; ids the instance does not know raise UnknownCompetitions
-    before anything runs.
+    before anything runs. `checkpoint` runs after each run and may raise to stop the refresh
+    (the CLI's: a signal arrived); a run ended by an interrupt raises RefreshInterrupted.
     """
     phase = on_phase or (lambda name, info: None)
     known = list(instance.get_dynamic_partitions(PARTITIONS))
@@ -203,7 +233,7 @@ def refresh(
     else:
         phase("competitions", {})
         report.run_ids.append(
-            _run(defs, instance, [raw_competitions.key], API_RUN_TAGS, run_config)
+            _run(defs, instance, [raw_competitions.key], API_RUN_TAGS, run_config, checkpoint)
         )
         report.partitions = list(instance.get_dynamic_partitions(PARTITIONS))
     order = list(instance.get_dynamic_partitions(PARTITIONS))
@@ -214,7 +244,7 @@ def refresh(
             ASSET_PARTITION_RANGE_START_TAG: first,
             ASSET_PARTITION_RANGE_END_TAG: last,
         }
-        report.run_ids.append(_run(defs, instance, [RAW_TEAMS.key], tags, run_config))
+        report.run_ids.append(_run(defs, instance, [RAW_TEAMS.key], tags, run_config, checkpoint))
     phase("warehouse", {})
     # build_resources resolves EnvVar fields as a run would, with this instance (no throwaway
     # ephemeral one, which costs half a second).
@@ -233,6 +263,6 @@ def refresh(
         echo(f"football-assets: {report.skipped}")
         return report
     started = time.monotonic()
-    report.run_ids.append(_run(defs, instance, WAREHOUSE_RUN, {}, run_config))
+    report.run_ids.append(_run(defs, instance, WAREHOUSE_RUN, {}, run_config, checkpoint))
     phase("done", {"warehouse_seconds": time.monotonic() - started})
     return report

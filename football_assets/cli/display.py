@@ -29,6 +29,7 @@ from football_assets import progress
 from football_assets.log_format import json_line
 
 STEP_PHASES = {"warehouse_tables": "warehouse", "summary_csv": "summary"}
+WAREHOUSE_STEPS = {"warehouse_tables"}
 PHASES = ("competitions", "teams", "warehouse", "summary")
 REASONS = {
     "budget": "the request budget ({why}) is spent",
@@ -70,6 +71,7 @@ class RefreshState:
     fetched: int = 0
     detail: str = ""
     wait: Wait | None = None
+    committed: bool = False  # the warehouse load committed in this refresh
     forecast: progress.RequestForecast = field(init=False)
 
     def __post_init__(self) -> None:
@@ -145,12 +147,19 @@ class Display:
         with self._update():
             s = self.state
             if phase == "summary":
+                s.committed = True  # the tables' step succeeded before the summary's starts
                 s.done.add("warehouse")
                 s.notes["warehouse"] = "dim_competitions, dim_teams, fact_competitions loaded"
                 self.say("summary: writing summary.csv")
             else:
                 self.say("warehouse: loading dim_competitions, dim_teams, fact_competitions")
             s.phase = phase
+
+    def materialized(self, step_key: str) -> None:
+        """A step recorded a materialization: the tables' step does so after its commit."""
+        if step_key in WAREHOUSE_STEPS:
+            with self.lock:
+                self.state.committed = True
 
     def progress(self, event: dict[str, Any], record: logging.LogRecord) -> None:
         with self._update():
@@ -268,5 +277,7 @@ class DagsterEventHandler(logging.Handler):
         if event is not None:
             if event.event_type_value == "STEP_START" and event.step_key:
                 self.display.step_started(event.step_key)
+            elif event.is_step_materialization and event.step_key:
+                self.display.materialized(event.step_key)
         elif record.levelno >= logging.WARNING:
             self.display.warning(str(meta.get("orig_message") or record.getMessage()))

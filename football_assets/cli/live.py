@@ -49,10 +49,12 @@ class LiveDisplay(Display):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self.lock:
-            self.state.wait = None
-        self.live.refresh()
-        self.live.stop()
+        try:
+            with self.lock:
+                self.state.wait = None
+            self.live.refresh()
+        finally:
+            self.live.stop()  # shows the cursor again, whatever ended the display
 
     def line(self, text: str) -> None:
         # The display itself shows competitions, waits and phases; lines above it are for what
