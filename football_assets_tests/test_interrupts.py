@@ -93,9 +93,7 @@ def runs_left_started(home: Path) -> list[str]:
         return [
             run.run_id
             for run in instance.get_runs(
-                dg.RunsFilter(
-                    statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
-                )
+                dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
             )
         ]
 
