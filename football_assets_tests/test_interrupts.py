@@ -76,12 +76,15 @@ POINTS = [
 CASES = [(point, signum) for point in POINTS for signum in (signal.SIGINT, signal.SIGTERM)]
 
 
-def wait_for_line(process: refresh_process.subprocess.Popen[str], text: str) -> list[str]:
-    """Read the process's stdout until a line contains `text` (it flushes each line)."""
-    assert process.stdout is not None
+def wait_for_line(
+    process: refresh_process.subprocess.Popen[str], text: str, *, stderr: bool = False
+) -> list[str]:
+    """Read the process's stdout (or stderr) until a line contains `text` (each is flushed)."""
+    stream = process.stderr if stderr else process.stdout
+    assert stream is not None
     lines: list[str] = []
     while True:
-        line = process.stdout.readline()
+        line = stream.readline()
         assert line, f"the refresh ended without printing {text!r}: {lines}"
         lines.append(line)
         if text in line:
@@ -153,3 +156,33 @@ def test_a_signal_stops_the_refresh_at_once_with_one_line_and_nothing_half_done(
     assert retries(home) == []
     assert actual_tables(warehouse) == (new if point.committed else previous)
     assert (output_dir / "summary.csv").read_bytes() == csv_before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_status_with_one_line(
+    signum: int, tmp_path: Path, pg_url: str, schema: str
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = refresh_process.user_env(
+        DATABASE_URL=pg_url, FOOTBALL_DB_SCHEMA=schema, DAGSTER_HOME=str(home)
+    )
+    folder = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # another command is setting the instance up
+        process = refresh_process.start("status", cwd=tmp_path, env=env)
+        try:
+            waited = wait_for_line(process, WAITING, stderr=True)
+            result = refresh_process.interrupt(process, signum)
+        finally:
+            refresh_process.kill_group(process)
+    finally:
+        os.close(folder)
+
+    name = signal.Signals(signum).name
+    assert result.returncode == 128 + signum, result.stderr
+    assert [*waited, *result.stderr.splitlines(keepends=True)] == [
+        f"football-assets: {WAITING} in {home}\n",
+        f"football-assets: interrupted ({name}): status changes nothing\n",
+    ]
+    assert result.stdout == ""

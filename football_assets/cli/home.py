@@ -75,8 +75,12 @@ def is_default(config: Settings) -> bool:
 WAITING = "waiting for another football-assets command to finish setting up the Dagster instance"
 
 
+def _say_on_stderr(text: str) -> None:
+    print(f"football-assets: {text}", file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
-def setting_up(home: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+def setting_up(home: Path, on_wait: Callable[[str], None] = _say_on_stderr) -> Iterator[None]:
     """Hold the instance's set-up lock: an flock on the folder itself, so no file is added to
     an instance the user chose. Whoever waits for it is told so through `on_wait`."""
     folder = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
@@ -84,15 +88,14 @@ def setting_up(home: Path, on_wait: Callable[[str], None] | None = None) -> Iter
         try:
             fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if on_wait is not None:
-                on_wait(f"{WAITING} in {home}")
+            on_wait(f"{WAITING} in {home}")
             fcntl.flock(folder, fcntl.LOCK_EX)
         yield
     finally:
         os.close(folder)  # and with it the lock
 
 
-def prepare(config: Settings, on_wait: Callable[[str], None] | None = None) -> str | None:
+def prepare(config: Settings, on_wait: Callable[[str], None] = _say_on_stderr) -> str | None:
     """Create the instance folder; give the default instance its dagster.yaml on first use.
     Returns the one line to tell the user when the file was written."""
     home = dagster_home(config)
@@ -139,7 +142,9 @@ def stderr_into(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def open_instance(home: Path, on_wait: Callable[[str], None] | None = None) -> dg.DagsterInstance:
+def open_instance(
+    home: Path, on_wait: Callable[[str], None] = _say_on_stderr
+) -> dg.DagsterInstance:
     """The instance at `home` (an existing folder), its storage created under the set-up lock,
     without Dagster's notices on stderr (a DAGSTER_HOME without dagster.yaml makes it warn; the
     refresh log file keeps them when a refresh runs)."""
