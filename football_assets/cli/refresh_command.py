@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import football_assets.cli.home as instance_home
-from football_assets.cli import run_logs
 from football_assets.cli.display import Display, JsonDisplay, PlainDisplay, RefreshState
+from football_assets.cli.run_logs import file_handler, progress_feed, run_loggers
 from football_assets.cli.stop import Stop, Stopped
 from football_assets.log_format import json_line
+from football_assets.progress import Phase
 from football_assets.settings import Settings
 
 
@@ -38,25 +39,25 @@ def _warehouse(config: Settings) -> Any:
 
 
 DOING = {
-    "starting": "before the first run",
-    "competitions": "while fetching the competition list",
-    "warehouse": "while loading the warehouse",
-    "summary": "while checking the tables and writing the summary",
+    Phase.STARTING: "before the first run",
+    Phase.COMPETITIONS: "while fetching the competition list",
+    Phase.WAREHOUSE: "while loading the warehouse",
+    Phase.SUMMARY: "while checking the tables and writing the summary",
 }
 
 
 def left_behind(state: RefreshState | None) -> str:
     """What an interrupted refresh leaves, as it is: the warehouse commits once, or not at all."""
-    if state is not None and state.phase == "done":
+    if state is not None and state.phase is Phase.DONE:
         return "after the refresh had finished; the warehouse and summary.csv are up to date"
     if state is not None and state.committed:
         return (
-            f"{DOING['summary']}; the warehouse was already committed (it holds the new tables); "
-            "summary.csv holds its previous or its new version, never a part. Re-run to be sure "
-            "it is the new one."
+            f"{DOING[Phase.SUMMARY]}; the warehouse was already committed (it holds the new "
+            "tables); summary.csv holds its previous or its new version, never a part. "
+            "Re-run to be sure it is the new one."
         )
-    doing = DOING.get(state.phase if state else "starting", "")
-    if state is not None and state.phase == "teams":
+    doing = DOING.get(state.phase if state else Phase.STARTING, "")
+    if state is not None and state.phase is Phase.TEAMS:
         doing = f"while fetching the teams ({state.fetched}/{state.total})"
     return (
         f"{doing}; nothing changed: the warehouse tables and summary.csv keep their previous "
@@ -154,7 +155,7 @@ def _refresh(
     )
     display = _display(config, verbose, screen, states)
     log_path = instance_home.new_log_file(home) if json_mode or not verbose else None
-    log_file = run_logs.file_handler(log_path) if log_path is not None else None
+    log_file = file_handler(log_path) if log_path is not None else None
     origin = "the live API" if config.live else "the bundled snapshot (offline)"
     which = f"competitions {', '.join(competitions)}" if competitions else "every competition"
     display.echo(f"football-assets: refreshing {which} from {origin} into {warehouse.describe()}")
@@ -170,14 +171,14 @@ def _refresh(
                 home, on_wait=lambda text: display.echo(f"football-assets: {text}")
             ) as instance,
         ):
-            loggers, run_config = run_logs.run_loggers(
+            loggers, run_config = run_loggers(
                 display, json_mode and not instance_home.prints_json(instance), log_file
             )
             defs = dg.Definitions.merge(
                 build_definitions(summary_output=output, config=config),
                 dg.Definitions(loggers=loggers),
             )
-            with run_logs.progress_feed(display), display:
+            with progress_feed(display), display:
                 report = refresh(
                     defs,
                     instance,
@@ -185,10 +186,10 @@ def _refresh(
                     competitions=competitions,
                     force=force,
                     echo=display.echo,
-                    on_phase=display.phase,
+                    observer=display,
                     checkpoint=stop.check,
                 )
-                display.phase("done", {})  # also when the tables were skipped
+                display.phase(Phase.DONE)  # also when the tables were skipped
         summary = summary_rows(warehouse)
         counts = {
             name: warehouse.count_rows(name)
