@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._utils.interrupts import capture_interrupts
 
+from football_assets.cli.stop import Stopped, stopping
 from football_assets.resources.warehouse import Warehouse
 from football_assets_tests.test_kill import (
     Locker,
@@ -186,3 +189,23 @@ def test_a_signal_stops_status_with_one_line(
         f"football-assets: interrupted ({name}): status changes nothing\n",
     ]
     assert result.stdout == ""
+
+
+def test_a_signal_dagster_took_during_a_run_still_stops_the_command_after_it() -> None:
+    # Inside a run Dagster's handler takes the signal (it only records it between steps); the
+    # wake-up pipe still tells the command which signal came.
+    with stopping() as stop:
+        with capture_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)  # the handler runs between two bytecodes of this thread
+        with pytest.raises(Stopped) as stopped:
+            stop.check()
+    assert stopped.value.exit_code == 143
+    assert stopped.value.line() == "interrupted (SIGTERM)"
+    # Outside a run the signal stops the command where it is, and the handlers come back after.
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Stopped) as raised, stopping():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    assert raised.value.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is before
