@@ -140,20 +140,21 @@ def _command(argv: Sequence[str] | None, stop: Stop) -> tuple[int, bool]:
     """(exit code, whether the command closed everything it opened)."""
     from football_assets.cli.stop import Stopped
 
-    args = _parser().parse_args(argv)
-    # The same .env that `dagster dev` reads; variables already set win over it.
-    from dotenv import load_dotenv
-
-    load_dotenv(Path.cwd() / ".env", override=False)
     try:
+        args = _parser().parse_args(argv)
+        # The same .env that `dagster dev` reads; variables already set win over it.
+        from dotenv import load_dotenv
+
         from football_assets.settings import load
+
+        load_dotenv(Path.cwd() / ".env", override=False)
 
         env = dict(os.environ)
         if getattr(args, "output_dir", None):
             env["FOOTBALL_OUTPUT_DIR"] = args.output_dir
         config = load(env)
         if args.command == "db":
-            return _db(config, args.action, args.show_password), True
+            return _db(config, args.action, args.show_password), False
         if args.command == "refresh":
             from football_assets.cli import refresh_command
 
