@@ -7,6 +7,7 @@ below them.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import dagster as dg
@@ -26,11 +27,27 @@ API_POOL = "football_api"
 # runs carrying it). Runs launched from the UI or by a backfill lack it; the pool holds them all.
 API_RUN_TAGS = {"football/api": "true"}
 
+
 # A refused or dropped database connection is mostly a blip (a restart, a failover), and each
 # load is one transaction, so running the step again is safe: twice, after ~1 s then ~3 s.
 # Not on the raw assets: the API client retries its own faults, and a step retry would spend
 # the request budget again. Errors a retry cannot fix are raised with allow_retries=False.
-DATABASE_RETRY = dg.RetryPolicy(
+class NeverOnInterrupt(dg.RetryPolicy):
+    """A RetryPolicy that never retries an interrupt (SIGINT, SIGTERM: the user said stop).
+
+    Dagster 1.13 turns an interrupt inside a step that has a retry policy into a retry
+    (`op_execution_error_boundary`: "respect retry policy when interrupts occur"), asking the
+    policy for the delay while it handles the interrupt; this policy's answer is the interrupt.
+    """
+
+    def calculate_delay(self, attempt_num: int) -> float:
+        handling = sys.exc_info()[1]
+        if isinstance(handling, KeyboardInterrupt | dg.DagsterExecutionInterruptedError):
+            raise handling
+        return float(super().calculate_delay(attempt_num))
+
+
+DATABASE_RETRY = NeverOnInterrupt(
     max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 

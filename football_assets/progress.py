@@ -10,7 +10,9 @@ so its handlers see every record as it is logged.
 `fetched` records are DEBUG on `LOGGER`, below the INFO the instance's python_logs keep, so they
 never fill the event log; a display sets that logger to DEBUG and reads them itself.
 
-`RequestForecast` turns what a display saw (requests sent, the budget) into an ETA.
+`RefreshObserver` is what a display implements to follow a refresh, with the typed events
+(`Phase`, `Waiting`, `Fetched`). `RequestForecast` turns what a display saw (requests sent, the
+budget) into an ETA.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any, Literal, Protocol
 
 ATTRIBUTE = "football_progress"
 LOGGER = "football_assets.progress"
@@ -69,6 +72,81 @@ def event_of(record: logging.LogRecord) -> dict[str, Any] | None:
     """The progress event a record carries, or None."""
     event = getattr(record, ATTRIBUTE, None)
     return event if isinstance(event, dict) and "event" in event else None
+
+
+class Phase(StrEnum):
+    """The parts of a refresh, in the order it goes through them."""
+
+    STARTING = "starting"
+    COMPETITIONS = "competitions"
+    TEAMS = "teams"
+    WAREHOUSE = "warehouse"
+    SUMMARY = "summary"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A request is about to wait `seconds`: for the budget, the server's reset, or a retry."""
+
+    seconds: float
+    reason: WaitReason
+    endpoint: str
+    why: str
+    message: str  # the log record's text (a retry's says what failed)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Partition `partition` of `asset` fetched: `done` of `total` in this run."""
+
+    asset: str
+    partition: str
+    done: int
+    total: int
+    detail: str
+
+
+def typed_event(record: logging.LogRecord) -> Waiting | Fetched | None:
+    """The progress event a record carries, typed; None for other records."""
+    event = event_of(record)
+    if event is None:
+        return None
+    if event["event"] == "wait":
+        return Waiting(
+            float(event.get("seconds", 0.0)),
+            event.get("reason", "budget"),
+            str(event.get("endpoint", "")),
+            str(event.get("why", "")),
+            record.getMessage(),
+        )
+    if event["event"] == "fetched":
+        return Fetched(
+            str(event.get("asset", "")),
+            str(event.get("partition", "")),
+            int(event.get("done", 0)),
+            int(event.get("total", 0)),
+            str(event.get("detail", "")),
+        )
+    return None
+
+
+class RefreshObserver(Protocol):
+    """What follows a refresh as it happens (the CLI's displays): `refresh.refresh` reports the
+    phases, the skip and the failure; the runs' progress records report waits and fetches."""
+
+    def phase(self, phase: Phase, total: int | None = None) -> None:
+        """`phase` begins; for TEAMS, `total` competitions are to be fetched."""
+
+    def waiting(self, wait: Waiting) -> None: ...
+
+    def fetched(self, fetched: Fetched) -> None: ...
+
+    def skipped(self, reason: str) -> None:
+        """The tables and the report were not rebuilt, and why."""
+
+    def failed(self, step: str, message: str) -> None:
+        """A run failed at `step`; `message` is the one line."""
 
 
 @dataclass

@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterExecutionHandleOutputError, DagsterExecutionLoadInputError
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -30,6 +30,7 @@ from dagster._core.storage.tags import (
 from football_assets.assets.ingestion import PARTITIONS, RAW_TEAMS, raw_competitions
 from football_assets.automation import contiguous_ranges
 from football_assets.policies import API_RUN_TAGS
+from football_assets.progress import Fetched, Phase, RefreshObserver, Waiting
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
 from football_assets.staleness import WAREHOUSE_RUN, stale_reasons
@@ -39,13 +40,19 @@ PID_TAG = "football/pid"
 HOST_TAG = "football/host"
 STARTED_TAG = "football/process_started"
 
+# Dagster's wrappers around a step's own error: the error chain of a failure event is serialized
+# (class names, no types), so the names are taken from the types themselves.
 STEP_WRAPPERS = {
-    "DagsterExecutionStepExecutionError",
-    "DagsterExecutionHandleOutputError",
-    "DagsterExecutionLoadInputError",
-    "DagsterResourceFunctionError",
-    "DagsterUserCodeExecutionError",
+    error.__name__
+    for error in (
+        dg.DagsterExecutionStepExecutionError,
+        DagsterExecutionHandleOutputError,
+        DagsterExecutionLoadInputError,
+        dg.DagsterResourceFunctionError,
+        dg.DagsterUserCodeExecutionError,
+    )
 }
+INTERRUPTS = {error.__name__ for error in (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)}
 
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -55,6 +62,14 @@ class RefreshFailed(Exception):
 
     def __init__(self, message: str, run_id: str) -> None:
         super().__init__(message)
+        self.run_id = run_id
+
+
+class RefreshInterrupted(KeyboardInterrupt):
+    """A run of the refresh ended on an interrupt (SIGINT, SIGTERM); it is recorded as failed."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
         self.run_id = run_id
 
 
@@ -123,9 +138,10 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
     return failed
 
 
-def failure_line(result: Any) -> str:
-    """The first failed step and its innermost error: our own errors are one line already.
-    When the step's retries ran out, the last attempt's cause, not "Exceeded max_retries"."""
+def failure(result: Any) -> tuple[str, str]:
+    """(step, message) of the first failed step: its innermost error, our own errors being one
+    line already; when the step's retries ran out, the last attempt's cause, not "Exceeded
+    max_retries"."""
     for event in result.all_events:
         if event.is_step_failure:
             error = event.event_specific_data.error
@@ -140,8 +156,27 @@ def failure_line(result: Any) -> str:
             message = re.sub(rf"^([\w.]*\.)?{re.escape(error.cls_name)}: ", "", message)
             if exhausted:
                 message += f" (gave up after {int(exhausted.group(1)) + 1} attempts)"
-            return f"{event.step_key}: {message}"
-    return "the run failed; see its logs in the Dagster UI"
+            return str(event.step_key), message
+    return "the run", "it failed; see its logs in the Dagster UI"
+
+
+def failure_line(result: Any) -> str:
+    """The one line of a failed run: `step: message`."""
+    return ": ".join(failure(result))
+
+
+def interrupted(result: Any) -> bool:
+    """Whether a run ended because it was interrupted (its step or the run itself)."""
+    from dagster._core.execution.plan.objects import ErrorSource
+
+    for event in result.all_events:
+        data = event.event_specific_data
+        if event.is_step_failure and data.error_source == ErrorSource.INTERRUPT:
+            return True
+        error = getattr(data, "error", None) if event.is_run_failure else None
+        if error is not None and error.cls_name in INTERRUPTS:
+            return True
+    return False
 
 
 def _run(
@@ -150,6 +185,8 @@ def _run(
     selection: Sequence[dg.AssetKey],
     tags: dict[str, str],
     run_config: dict[str, Any] | None,
+    checkpoint: Callable[[], None],
+    observer: RefreshObserver,
 ) -> str:
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
@@ -159,9 +196,29 @@ def _run(
         run_config=run_config if run_config is not None else QUIET_CONSOLE,
         raise_on_error=False,
     )
+    # A signal Dagster took while the run executed: stop here, whatever the run's outcome.
+    checkpoint()
     if not result.success:
-        raise RefreshFailed(failure_line(result), result.run_id)
+        if interrupted(result):
+            raise RefreshInterrupted(result.run_id)
+        step, message = failure(result)
+        observer.failed(step, message)
+        raise RefreshFailed(f"{step}: {message}", result.run_id)
     return result.run_id
+
+
+class _Unobserved:
+    """No one follows this refresh."""
+
+    def phase(self, phase: Phase, total: int | None = None) -> None: ...
+
+    def waiting(self, wait: Waiting) -> None: ...
+
+    def fetched(self, fetched: Fetched) -> None: ...
+
+    def skipped(self, reason: str) -> None: ...
+
+    def failed(self, step: str, message: str) -> None: ...
 
 
 def _resource(defs: dg.Definitions, name: str) -> Any:
@@ -176,15 +233,22 @@ def refresh(
     competitions: Sequence[str] | None = None,
     force: bool = False,
     echo: Callable[[str], None] = print,
-    on_phase: Callable[[str, dict[str, Any]], None] | None = None,
+    observer: RefreshObserver | None = None,
+    checkpoint: Callable[[], None] = lambda: None,
 ) -> RefreshReport:
     """Raw answers, then (unless they changed nothing, or `force`) the tables and the report.
 
     `competitions` refreshes only those competitions' teams (and what depends on them), keeping
     the competition list as stored; ids the instance does not know raise UnknownCompetitions
-    before anything runs.
+    before anything runs. `observer` follows the phases, the skip and a failure (`echo` gets the
+    skip's line too). `checkpoint` runs after each run and may raise to stop the refresh
+    (the CLI's: a signal arrived); a run ended by an interrupt raises RefreshInterrupted.
     """
-    phase = on_phase or (lambda name, info: None)
+    watch: RefreshObserver = observer or _Unobserved()
+
+    def run(selection: Sequence[dg.AssetKey], tags: dict[str, str]) -> str:
+        return _run(defs, instance, selection, tags, run_config, checkpoint, watch)
+
     known = list(instance.get_dynamic_partitions(PARTITIONS))
     wanted: list[str] = []
     if competitions is not None:
@@ -201,21 +265,19 @@ def refresh(
     if competitions is not None:
         report.partitions = [k for k in known if k in set(wanted)]
     else:
-        phase("competitions", {})
-        report.run_ids.append(
-            _run(defs, instance, [raw_competitions.key], API_RUN_TAGS, run_config)
-        )
+        watch.phase(Phase.COMPETITIONS)
+        report.run_ids.append(run([raw_competitions.key], API_RUN_TAGS))
         report.partitions = list(instance.get_dynamic_partitions(PARTITIONS))
     order = list(instance.get_dynamic_partitions(PARTITIONS))
-    phase("teams", {"total": len(report.partitions)})
+    watch.phase(Phase.TEAMS, total=len(report.partitions))
     for first, last in contiguous_ranges(report.partitions, order):
         tags = {
             **API_RUN_TAGS,
             ASSET_PARTITION_RANGE_START_TAG: first,
             ASSET_PARTITION_RANGE_END_TAG: last,
         }
-        report.run_ids.append(_run(defs, instance, [RAW_TEAMS.key], tags, run_config))
-    phase("warehouse", {})
+        report.run_ids.append(run([RAW_TEAMS.key], tags))
+    watch.phase(Phase.WAREHOUSE)
     # build_resources resolves EnvVar fields as a run would, with this instance (no throwaway
     # ephemeral one, which costs half a second).
     needed = {name: _resource(defs, name) for name in ("warehouse", "summary_output")}
@@ -231,8 +293,8 @@ def refresh(
             "(their data and code versions match), so a rebuild would change nothing"
         )
         echo(f"football-assets: {report.skipped}")
+        watch.skipped(report.skipped)
         return report
-    started = time.monotonic()
-    report.run_ids.append(_run(defs, instance, WAREHOUSE_RUN, {}, run_config))
-    phase("done", {"warehouse_seconds": time.monotonic() - started})
+    report.run_ids.append(run(WAREHOUSE_RUN, {}))
+    watch.phase(Phase.DONE)
     return report

@@ -21,7 +21,6 @@ the parts would be plumbing around one screen.
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -182,7 +181,6 @@ class _Instance:
 
 
 def _read_instance(home: Path, result: Status, now: float) -> None:
-    import dagster as dg
 
     from football_assets.assets.ingestion import PARTITIONS, RAW_TEAMS
 
@@ -191,9 +189,9 @@ def _read_instance(home: Path, result: Status, now: float) -> None:
         instance, reads = None, None
         recorded: Mapping[Any, Any] = {}
         if home.is_dir():
-            # Dagster warns on stderr about a DAGSTER_HOME without dagster.yaml: not here.
-            stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
-            instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+            from football_assets.cli.home import open_instance  # set up under its lock
+
+            instance = stack.enter_context(open_instance(home))
             reads = _Instance(instance)
             recorded = instance.get_freshness_state_records([s.key for s in specs])
         for spec in specs:

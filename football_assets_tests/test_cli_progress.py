@@ -6,23 +6,29 @@ times, for the request budget: the display must say so, with a countdown, as it 
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from football_assets.cli.display import REASONS
 from football_assets.progress import RequestForecast
+from football_assets.refresh import PID_TAG
 from football_assets_tests.conftest import TEST_KEY
+from football_assets_tests.test_kill import while_fetching_teams
 from test_support.api_double import ApiData, FootballApiDouble
 from test_support.cli_runs import CLI, live_env
 
 LIMIT, WINDOW = 3, 2.0
+HIDE_CURSOR, SHOW_CURSOR = b"\x1b[?25l", b"\x1b[?25h"
 # The reasons a wait is shown with (`{why}` is the budget the client was configured with).
 WAIT_REASONS = [r.replace("{why}", f"{LIMIT} requests per {WINDOW:g} s") for r in REASONS.values()]
 WAITING = re.compile(
@@ -185,3 +191,48 @@ def test_the_eta_follows_the_request_budget() -> None:
     for at in (0.0, 0.1, 0.2):
         offline.request_sent(at)
     assert offline.finish_time(10, now=0.2) == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("how", ["C-c", "SIGTERM"])
+def test_a_signal_in_a_terminal_stops_with_one_line_and_gives_the_terminal_back(
+    how: str, tmp_path: Path, env: dict[str, str], tmux: Tmux, slow_api: FootballApiDouble
+) -> None:
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True)
+    go, raw, modes = tmp_path / "go", tmp_path / "raw", tmp_path / "stty"
+    script = tmp_path / "refresh.sh"
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    command = " ".join(shlex.quote(part) for part in [*CLI, "refresh"])
+    # The pane's shell outlives the Ctrl-C (a trap with a command: the refresh still gets
+    # the default disposition) to report the exit code and the terminal's modes afterwards.
+    script.write_text(
+        f"{exports}cd {shlex.quote(str(tmp_path))}\ntrap true INT\n"
+        f"while [ ! -e {go} ]; do sleep 0.05; done\n"
+        f"{command}\necho EXIT=$?\nstty -a > {modes}\nsleep 600\n",
+        encoding="utf-8",
+    )
+    tmux("new-session", "-d", "-x", "160", "-y", "40", f"sh {shlex.quote(str(script))}")
+    tmux("pipe-pane", "-o", f"cat >> {shlex.quote(str(raw))}")  # every byte, escapes too
+    go.touch()
+    while_fetching_teams(None, slow_api)  # type: ignore[arg-type]  # no lock needed
+    if how == "C-c":
+        tmux("send-keys", "C-c")
+    else:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            (running,) = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        os.kill(int(running.tags[PID_TAG]), signal.SIGTERM)
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not modes.exists():
+        time.sleep(0.1)
+    screen = tmux.screen()
+    code = 130 if how == "C-c" else 143
+    assert f"EXIT={code}" in screen, screen
+    name = "SIGINT" if how == "C-c" else "SIGTERM"
+    line = rf"football-assets: interrupted \({name}\): while fetching the teams \(\d+/13\); nothing"
+    assert re.search(line, screen.replace("\n", "")), screen
+    written = raw.read_bytes()
+    assert HIDE_CURSOR in written  # the live display hid it...
+    assert written.rindex(SHOW_CURSOR) > written.rindex(HIDE_CURSOR)  # ...and it is back
+    assert re.search(r"(?<![-\w])echo(?!\w)", modes.read_text()), modes.read_text()
+    assert re.search(r"(?<![-\w])icanon(?!\w)", modes.read_text())

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
+from football_assets.progress import Fetched, Phase, Waiting
 from football_assets.refresh import HOST_TAG, PID_TAG, STARTED_TAG, UnknownCompetitions, refresh
 from football_assets.resources.warehouse import Warehouse
 from football_assets.staleness import WAREHOUSE_RUN
@@ -120,7 +121,7 @@ def test_phases_are_reported_in_order(
     snapshot_defs: dg.Definitions, instance: dg.DagsterInstance, output_dir: Path
 ) -> None:
     seen: list[tuple[str, dict]] = []
-    refresh(snapshot_defs, instance, echo=lambda _: None, on_phase=lambda n, i: seen.append((n, i)))
+    refresh(snapshot_defs, instance, echo=lambda _: None, observer=Phases(seen))
     assert [name for name, _ in seen] == ["competitions", "teams", "warehouse", "done"]
     assert seen[1][1] == {"total": 13}
 
@@ -131,11 +132,29 @@ def test_phases_are_reported_in_order(
         competitions=["2021", "2014"],
         force=True,
         echo=lambda _: None,
-        on_phase=lambda n, i: seen.append((n, i)),
+        observer=Phases(seen),
     )
     # The competition list is kept as stored: no "competitions" phase, two teams to fetch.
     assert [name for name, _ in seen] == ["teams", "warehouse", "done"]
     assert seen[0][1] == {"total": 2}
+
+
+class Phases:
+    """A RefreshObserver recording (phase, {"total": n} for the teams) as they come."""
+
+    def __init__(self, seen: list[tuple[str, dict]]) -> None:
+        self.seen = seen
+
+    def phase(self, phase: Phase, total: int | None = None) -> None:
+        self.seen.append((phase, {} if total is None else {"total": total}))
+
+    def waiting(self, wait: Waiting) -> None: ...
+
+    def fetched(self, fetched: Fetched) -> None: ...
+
+    def skipped(self, reason: str) -> None: ...
+
+    def failed(self, step: str, message: str) -> None: ...
 
 
 def test_unknown_competitions_change_nothing_not_even_a_dead_refreshs_run(

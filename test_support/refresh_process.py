@@ -86,3 +86,21 @@ def kill_group(process: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.communicate(timeout=30)
+
+
+def interrupt(
+    process: subprocess.Popen[str], signum: int, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Send `signum` as a user would (SIGINT to the group, as Ctrl-C in a terminal does; others
+    to the process, as `kill` does) and wait for the exit; the group is killed if it outlives
+    `timeout`."""
+    if signum == signal.SIGINT:
+        os.killpg(process.pid, signum)
+    else:
+        os.kill(process.pid, signum)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            kill_group(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)

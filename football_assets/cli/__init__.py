@@ -19,11 +19,16 @@ import atexit
 import gc
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from football_assets.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from football_assets.cli.stop import Stop
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,44 +134,73 @@ def _one_line(exc: Exception) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    # The same .env that `dagster dev` reads; variables already set win over it.
-    from dotenv import load_dotenv
+    from football_assets.cli.stop import stopping
 
-    load_dotenv(Path.cwd() / ".env", override=False)
+    # From before the first line of output to the exit, SIGINT and SIGTERM stop the command.
+    with stopping() as stop:
+        code, finished = _command(argv, stop)
+        if finished and argv is None:  # the program itself, not a caller in this process
+            stop.leaving = True
+            stop.restore_terminal()
+            _leave_now(code)
+    return code
+
+
+def _command(argv: Sequence[str] | None, stop: Stop) -> tuple[int, bool]:
+    """(exit code, whether the command closed everything it opened)."""
+    from football_assets.cli.stop import Stopped
+
     try:
+        args = _parser().parse_args(argv)
+        # The same .env that `dagster dev` reads; variables already set win over it.
+        from dotenv import load_dotenv
+
         from football_assets.settings import load
+
+        load_dotenv(Path.cwd() / ".env", override=False)
 
         env = dict(os.environ)
         if getattr(args, "output_dir", None):
             env["FOOTBALL_OUTPUT_DIR"] = args.output_dir
         config = load(env)
         if args.command == "db":
-            return _db(config, args.action, args.show_password)
+            return _db(config, args.action, args.show_password), False
         if args.command == "ui":
             from football_assets.cli import ui
 
-            return ui.run(config, env, host=args.host, port=args.port, verbose=args.verbose)
+            return ui.run(config, env, host=args.host, port=args.port, verbose=args.verbose), False
         if args.command == "refresh":
             from football_assets.cli import refresh_command
 
             code = refresh_command.run(
-                config, competitions=args.competition, force=args.force, verbose=args.verbose
+                config,
+                competitions=args.competition,
+                force=args.force,
+                verbose=args.verbose,
+                stop=stop,
             )
         else:
-            code = _status(config, args.json)
-        if argv is None:  # the program itself, not a caller in this process
-            _leave_now(code)
-        return code
-    except KeyboardInterrupt:
-        print("football-assets: interrupted", file=sys.stderr)
-        return 130
+            try:
+                code = _status(config, args.json)
+            except KeyboardInterrupt as exc:
+                raise Stopped(stop.received() or signal.SIGINT, "status changes nothing") from exc
+        return code, True
+    except Stopped as stopped:
+        print(f"football-assets: {stopped.line()}", file=sys.stderr, flush=True)
+        return stopped.exit_code, True
     except Exception as exc:  # one line, never a traceback, for errors users can cause
+        signum = stop.received()
+        if signum is not None:  # whatever broke after a signal broke because of it
+            print(f"football-assets: {Stopped(signum).line()}", file=sys.stderr, flush=True)
+            return 128 + signum, True
         line = _one_line(exc)
         if line is None:
             raise
         print(f"football-assets: {line}", file=sys.stderr)
-        return 1
+        return 1, False
+    except KeyboardInterrupt:  # an interrupt without a signal seen here (a caller's)
+        print("football-assets: interrupted", file=sys.stderr)
+        return 130, False
 
 
 __all__ = ["main"]

@@ -23,13 +23,15 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
 from football_assets import progress
 from football_assets.log_format import json_line
+from football_assets.progress import Phase
 
-STEP_PHASES = {"warehouse_tables": "warehouse", "summary_csv": "summary"}
-PHASES = ("competitions", "teams", "warehouse", "summary")
+STEP_PHASES = {"warehouse_tables": Phase.WAREHOUSE, "summary_csv": Phase.SUMMARY}
+WAREHOUSE_STEPS = {"warehouse_tables"}
+PHASES = (Phase.COMPETITIONS, Phase.TEAMS, Phase.WAREHOUSE, Phase.SUMMARY)
 REASONS = {
     "budget": "the request budget ({why}) is spent",
     "server": "the API said no requests remain until its counter resets",
@@ -62,21 +64,23 @@ class RefreshState:
     window_seconds: float
     margin: float = 0.0
     started: float = field(default_factory=time.monotonic)
-    phase: str = "starting"
-    done: set[str] = field(default_factory=set)
-    notes: dict[str, str] = field(default_factory=dict)  # per phase: what it did
+    phase: Phase = Phase.STARTING
+    failed: Phase | None = None  # where a run failed
+    done: set[Phase] = field(default_factory=set)
+    notes: dict[Phase, str] = field(default_factory=dict)  # per phase: what it did
     listed: int | None = None
     total: int | None = None  # competitions whose teams this refresh fetches
     fetched: int = 0
     detail: str = ""
     wait: Wait | None = None
+    committed: bool = False  # the warehouse load committed in this refresh
     forecast: progress.RequestForecast = field(init=False)
 
     def __post_init__(self) -> None:
         self.forecast = progress.RequestForecast(self.limit, self.window_seconds, self.margin)
 
     def position(self) -> str:
-        if self.phase == "teams" and self.total is not None:
+        if self.phase is Phase.TEAMS and self.total is not None:
             return f"teams {min(self.fetched + 1, self.total)}/{self.total}"
         return "competitions 1/1"
 
@@ -88,7 +92,7 @@ class RefreshState:
     def eta(self, now: float) -> float | None:
         """Seconds until the last API request has been answered; None while unknown."""
         remaining = self.remaining_requests()
-        if remaining is None or self.phase not in ("teams",):
+        if remaining is None or self.phase is not Phase.TEAMS:
             return None
         not_before = self.wait.ends if self.wait else 0.0
         return max(0.0, self.forecast.finish_time(remaining, now, not_before) - now)
@@ -100,7 +104,8 @@ class RefreshState:
 
 
 class Display:
-    """Receives the events; subclasses decide what the user sees."""
+    """Follows a refresh (a `progress.RefreshObserver`, and Dagster's events through
+    `DagsterEventHandler`); subclasses decide what the user sees."""
 
     def __init__(self, state: RefreshState, out: TextIO | None = None) -> None:
         self.state = state
@@ -111,32 +116,41 @@ class Display:
 
     # -- events ---------------------------------------------------------------------------
 
-    def phase(self, name: str, info: dict[str, Any]) -> None:
+    def phase(self, phase: Phase, total: int | None = None) -> None:
         with self._update():
             s, now = self.state, time.monotonic()
-            if name == "teams":
-                s.total = int(info.get("total", 0))
-                if s.phase == "competitions":  # the competition list was fetched
+            if phase is Phase.TEAMS:
+                s.total = total or 0
+                if s.phase is Phase.COMPETITIONS:  # the competition list was fetched
                     s.forecast.request_sent(now)
                     s.forecast.waited()  # the next run's start-up is not the refresh's pace
                     s.listed = s.total
-                    s.done.add("competitions")
-                    s.notes["competitions"] = f"{s.total} listed"
+                    s.done.add(Phase.COMPETITIONS)
+                    s.notes[Phase.COMPETITIONS] = f"{s.total} listed"
                     self.say(f"competitions 1/1 done: {s.total} competitions listed")
                 else:
-                    s.notes["competitions"] = "kept as stored (--competition)"
+                    s.notes[Phase.COMPETITIONS] = "kept as stored (--competition)"
                 self.say(f"teams: {s.total} competitions to fetch, one request each")
-            elif name == "warehouse":
-                s.done.add("teams")
-            elif name == "done":
+            elif phase is Phase.WAREHOUSE:
+                s.done.add(Phase.TEAMS)
+            elif phase is Phase.DONE:
                 s.done.update(PHASES)
-                s.notes.setdefault("warehouse", "dim_competitions, dim_teams, fact_competitions")
-                s.notes.setdefault("summary", "summary.csv written")
-                s.phase, s.wait = "done", None
-            if name in PHASES:
-                s.phase, s.wait = name, None
-                if name == "competitions":
-                    self.say("competitions: GET /competitions")
+                s.notes.setdefault(
+                    Phase.WAREHOUSE, "dim_competitions, dim_teams, fact_competitions"
+                )
+                s.notes.setdefault(Phase.SUMMARY, "summary.csv written")
+            s.phase, s.wait = phase, None
+            if phase is Phase.COMPETITIONS:
+                self.say("competitions: GET /competitions")
+
+    def skipped(self, reason: str) -> None:
+        with self._update():
+            self.state.notes[Phase.WAREHOUSE] = "skipped: unchanged since the last build"
+            self.state.notes[Phase.SUMMARY] = "skipped"
+
+    def failed(self, step: str, message: str) -> None:
+        with self._update():
+            self.state.failed = STEP_PHASES.get(step, self.state.phase)
 
     def step_started(self, step_key: str) -> None:
         phase = STEP_PHASES.get(step_key)
@@ -144,47 +158,50 @@ class Display:
             return
         with self._update():
             s = self.state
-            if phase == "summary":
-                s.done.add("warehouse")
-                s.notes["warehouse"] = "dim_competitions, dim_teams, fact_competitions loaded"
+            if phase is Phase.SUMMARY:
+                s.committed = True  # the tables' step succeeded before the summary's starts
+                s.done.add(Phase.WAREHOUSE)
+                s.notes[Phase.WAREHOUSE] = "dim_competitions, dim_teams, fact_competitions loaded"
                 self.say("summary: writing summary.csv")
             else:
                 self.say("warehouse: loading dim_competitions, dim_teams, fact_competitions")
             s.phase = phase
 
-    def progress(self, event: dict[str, Any], record: logging.LogRecord) -> None:
+    def materialized(self, step_key: str) -> None:
+        """A step recorded a materialization: the tables' step does so after its commit."""
+        if step_key in WAREHOUSE_STEPS:
+            with self.lock:
+                self.state.committed = True
+
+    def fetched(self, fetched: progress.Fetched) -> None:
         with self._update():
             s, now = self.state, time.monotonic()
-            if event.get("event") == "fetched":
-                s.fetched += 1
-                s.forecast.request_sent(now)
-                s.wait = None
-                s.detail = str(event.get("detail", ""))
-                total = s.total if s.total is not None else event.get("total")
-                eta = s.eta(now)
-                self.say(
-                    f"teams {s.fetched}/{total} done: {s.detail}"
-                    + (f" (ETA {clock(eta)})" if eta is not None and s.fetched != total else "")
-                )
-            elif event.get("event") == "wait" and record.levelno >= logging.INFO:
-                seconds = float(event.get("seconds", 0.0))
-                reason = str(event.get("reason", ""))
-                template = REASONS.get(reason, "{why}")
-                text = template.format(why=event.get("why", ""))
-                if reason == "retry":
-                    text = record.getMessage()
-                s.forecast.waited()
-                s.wait = Wait(
-                    now + seconds,
-                    seconds,
-                    reason,
-                    text,
-                    str(event.get("endpoint", "")),
-                    s.position(),
-                )
-                self.say(
-                    f"wait {seconds:.1f} s before {s.wait.position} (GET {s.wait.endpoint}): {text}"
-                )
+            s.fetched += 1
+            s.forecast.request_sent(now)
+            s.wait = None
+            s.detail = fetched.detail
+            total = s.total if s.total is not None else fetched.total
+            eta = s.eta(now)
+            self.say(
+                f"teams {s.fetched}/{total} done: {s.detail}"
+                + (f" (ETA {clock(eta)})" if eta is not None and s.fetched != total else "")
+            )
+
+    def waiting(self, wait: progress.Waiting) -> None:
+        with self._update():
+            s, now = self.state, time.monotonic()
+            if wait.reason == "retry":
+                text = wait.message
+            else:
+                text = REASONS.get(wait.reason, "{why}").format(why=wait.why)
+            s.forecast.waited()
+            s.wait = Wait(
+                now + wait.seconds, wait.seconds, wait.reason, text, wait.endpoint, s.position()
+            )
+            self.say(
+                f"wait {wait.seconds:.1f} s before {s.wait.position} (GET {s.wait.endpoint}): "
+                f"{text}"
+            )
 
     def warning(self, message: str) -> None:
         with self._update():
@@ -195,9 +212,6 @@ class Display:
 
     def echo(self, text: str) -> None:
         with self._update():
-            if "skipped" in text:
-                self.state.notes["warehouse"] = "skipped: unchanged since the last build"
-                self.state.notes["summary"] = "skipped"
             self.say(text)
 
     @contextlib.contextmanager
@@ -248,9 +262,11 @@ class ProgressHandler(logging.Handler):
         self.display = display
 
     def emit(self, record: logging.LogRecord) -> None:
-        event = progress.event_of(record)
-        if event is not None:
-            self.display.progress(event, record)
+        event = progress.typed_event(record)
+        if isinstance(event, progress.Fetched):
+            self.display.fetched(event)
+        elif isinstance(event, progress.Waiting) and record.levelno >= logging.INFO:
+            self.display.waiting(event)  # a DEBUG wait is too short to show
 
 
 class DagsterEventHandler(logging.Handler):
@@ -268,5 +284,7 @@ class DagsterEventHandler(logging.Handler):
         if event is not None:
             if event.event_type_value == "STEP_START" and event.step_key:
                 self.display.step_started(event.step_key)
+            elif event.is_step_materialization and event.step_key:
+                self.display.materialized(event.step_key)
         elif record.levelno >= logging.WARNING:
             self.display.warning(str(meta.get("orig_message") or record.getMessage()))

@@ -6,6 +6,9 @@ stdout when FOOTBALL_LOG_FORMAT=json) and run monitoring, so `dagster dev` on th
 behaves as `refresh` does. Telemetry is left as Dagster sets it; the file says where to change it.
 An instance the user chose (DAGSTER_HOME) is never written to.
 
+Two commands setting up one instance at once would both create Dagster's storage tables (and one
+fail on "table runs already exists"): set-up and opening hold a lock on the instance folder.
+
 While a refresh runs, everything written to stderr (Dagster's console log lines, its notices)
 goes to a log file in the instance, so a terminal shows one display and stderr keeps only the
 one-line verdict.
@@ -14,11 +17,12 @@ one-line verdict.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,15 +80,41 @@ def is_default(config: Settings) -> bool:
     return config.dagster_home is None
 
 
-def prepare(config: Settings) -> str | None:
+WAITING = "waiting for another football-assets command to finish setting up the Dagster instance"
+
+
+def _say_on_stderr(text: str) -> None:
+    print(f"football-assets: {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def setting_up(home: Path, on_wait: Callable[[str], None] = _say_on_stderr) -> Iterator[None]:
+    """Hold the instance's set-up lock: an flock on the folder itself, so no file is added to
+    an instance the user chose. Whoever waits for it is told so through `on_wait`."""
+    folder = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait(f"{WAITING} in {home}")
+            fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # and with it the lock
+
+
+def prepare(config: Settings, on_wait: Callable[[str], None] = _say_on_stderr) -> str | None:
     """Create the instance folder; give the default instance its dagster.yaml on first use.
     Returns the one line to tell the user when the file was written."""
     home = dagster_home(config)
     home.mkdir(parents=True, exist_ok=True)
     yaml = home / "dagster.yaml"
-    if not is_default(config) or yaml.exists():
+    if not is_default(config):
         return None
-    yaml.write_text(DAGSTER_YAML.format(home=home), encoding="utf-8")
+    with setting_up(home, on_wait):
+        if yaml.exists():
+            return None
+        yaml.write_text(DAGSTER_YAML.format(home=home), encoding="utf-8")
     return (
         f"wrote {yaml} (run monitoring, JSON logs); Dagster's usage telemetry is yours to "
         "decide: `telemetry: enabled: false` there opts out."
@@ -120,12 +150,15 @@ def stderr_into(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def open_instance(home: Path) -> dg.DagsterInstance:
-    """The instance at `home`, without Dagster's notices on stderr (a DAGSTER_HOME without
-    dagster.yaml makes it warn; the refresh log file keeps them when a refresh runs)."""
+def open_instance(
+    home: Path, on_wait: Callable[[str], None] = _say_on_stderr
+) -> dg.DagsterInstance:
+    """The instance at `home` (an existing folder), its storage created under the set-up lock,
+    without Dagster's notices on stderr (a DAGSTER_HOME without dagster.yaml makes it warn; the
+    refresh log file keeps them when a refresh runs)."""
     import dagster as dg
 
-    with contextlib.redirect_stderr(io.StringIO()):
+    with setting_up(home, on_wait), contextlib.redirect_stderr(io.StringIO()):
         return dg.DagsterInstance.from_config(str(home))
 
 

@@ -14,13 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from football_assets.cli.display import PHASES, Display, RefreshState, clock
+from football_assets.progress import Phase
 
-LABELS = {
-    "competitions": "competitions",
-    "teams": "teams",
-    "warehouse": "warehouse",
-    "summary": "summary",
-}
+WAITING_PHASES = (Phase.COMPETITIONS, Phase.TEAMS)
+
+LABELS = {phase: phase.value for phase in PHASES}
 
 
 class LiveDisplay(Display):
@@ -34,7 +32,7 @@ class LiveDisplay(Display):
         super().__init__(state, out)
         self.console = Console(file=self.out, highlight=False)
         utf8 = (self.console.encoding or "").lower().startswith("utf")
-        self.marks = ("✔", "▶", "·") if utf8 else ("+", ">", ".")
+        self.marks = ("✔", "▶", "·", "✘") if utf8 else ("+", ">", ".", "x")
         self.live = Live(
             console=self.console,
             get_renderable=self.render,
@@ -49,10 +47,12 @@ class LiveDisplay(Display):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self.lock:
-            self.state.wait = None
-        self.live.refresh()
-        self.live.stop()
+        try:
+            with self.lock:
+                self.state.wait = None
+            self.live.refresh()
+        finally:
+            self.live.stop()  # shows the cursor again, whatever ended the display
 
     def line(self, text: str) -> None:
         # The display itself shows competitions, waits and phases; lines above it are for what
@@ -68,10 +68,12 @@ class LiveDisplay(Display):
         with self.lock:
             return self._render(time.monotonic())
 
-    def _row(self, name: str) -> tuple[Text, Text, Any]:
+    def _row(self, name: Phase) -> tuple[Text, Text, Any]:
         s = self.state
-        done, now_mark, pending = self.marks
-        if name in s.done:
+        done, now_mark, pending, _ = self.marks
+        if name == s.failed:
+            mark = Text(self.marks[3], style="bold red")
+        elif name in s.done:
             mark = Text(done, style="green")
         elif name == s.phase:
             mark = Text(now_mark, style="bold yellow")
@@ -79,7 +81,7 @@ class LiveDisplay(Display):
             mark = Text(pending, style="dim")
         label = Text(LABELS[name], style="bold" if name == s.phase else "")
         note = s.notes.get(name, "")
-        if name == "teams" and s.total is not None:
+        if name is Phase.TEAMS and s.total is not None:
             row = Table.grid(padding=(0, 1))
             row.add_row(
                 Text(f"{s.fetched}/{s.total}"),
@@ -89,9 +91,9 @@ class LiveDisplay(Display):
             return mark, label, row
         if name == s.phase and not note:
             note = {
-                "competitions": "GET /competitions",
-                "warehouse": "checking and loading the tables",
-                "summary": "writing summary.csv",
+                Phase.COMPETITIONS: "GET /competitions",
+                Phase.WAREHOUSE: "checking and loading the tables",
+                Phase.SUMMARY: "writing summary.csv",
             }.get(name, "")
         return mark, label, Text(note, style="dim" if name not in s.done else "")
 
@@ -108,7 +110,7 @@ class LiveDisplay(Display):
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         for name in PHASES:
             grid.add_row(*self._row(name))
-            if name == "teams" and s.wait is not None and s.phase in ("competitions", "teams"):
+            if name is Phase.TEAMS and s.wait is not None and s.phase in WAITING_PHASES:
                 left = max(0.0, s.wait.ends - now)
                 grid.add_row(
                     Text(""),
@@ -133,6 +135,6 @@ class LiveDisplay(Display):
             )
             line.no_wrap, line.overflow = True, "ellipsis"
             parts.append(line)
-        elif s.phase in ("warehouse", "summary"):
+        elif s.phase in (Phase.WAREHOUSE, Phase.SUMMARY):
             parts.append(Text("ETA a few seconds: the API part is done", style="dim"))
         return Group(*parts)

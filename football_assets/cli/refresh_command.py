@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -18,22 +18,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import football_assets.cli.home as instance_home
-from football_assets import progress
-from football_assets.cli.display import (
-    DagsterEventHandler,
-    Display,
-    JsonDisplay,
-    PlainDisplay,
-    ProgressHandler,
-    RefreshState,
-)
+from football_assets.cli.display import Display, JsonDisplay, PlainDisplay, RefreshState
 from football_assets.cli.env_file import json_log_notice
+from football_assets.cli.run_logs import file_handler, progress_feed, run_loggers
+from football_assets.cli.stop import Stop, Stopped
 from football_assets.log_format import json_line
+from football_assets.progress import Phase
 from football_assets.settings import Settings
-
-DISPLAY_LOGGER = "football_display"
-JSON_LOGGER = "football_json"
-FILE_LOGGER = "football_file"
 
 
 def _warehouse(config: Settings) -> Any:
@@ -48,7 +39,36 @@ def _warehouse(config: Settings) -> Any:
     )
 
 
-def _display(config: Settings, verbose: bool, screen: TextIO) -> Display:
+DOING = {
+    Phase.STARTING: "before the first run",
+    Phase.COMPETITIONS: "while fetching the competition list",
+    Phase.WAREHOUSE: "while loading the warehouse",
+    Phase.SUMMARY: "while checking the tables and writing the summary",
+}
+
+
+def left_behind(state: RefreshState | None) -> str:
+    """What an interrupted refresh leaves, as it is: the warehouse commits once, or not at all."""
+    if state is not None and state.phase is Phase.DONE:
+        return "after the refresh had finished; the warehouse and summary.csv are up to date"
+    if state is not None and state.committed:
+        return (
+            f"{DOING[Phase.SUMMARY]}; the warehouse was already committed (it holds the new "
+            "tables); summary.csv holds its previous or its new version, never a part. "
+            "Re-run to be sure it is the new one."
+        )
+    doing = DOING.get(state.phase if state else Phase.STARTING, "")
+    if state is not None and state.phase is Phase.TEAMS:
+        doing = f"while fetching the teams ({state.fetched}/{state.total})"
+    return (
+        f"{doing}; nothing changed: the warehouse tables and summary.csv keep their previous "
+        "contents. Re-run to refresh."
+    )
+
+
+def _display(
+    config: Settings, verbose: bool, screen: TextIO, states: list[RefreshState]
+) -> Display:
     from football_assets.resources.budget import safety_margin
 
     state = RefreshState(
@@ -57,6 +77,7 @@ def _display(config: Settings, verbose: bool, screen: TextIO) -> Display:
         window_seconds=config.rate_window_seconds,
         margin=safety_margin(config.rate_window_seconds) if config.live else 0.0,
     )
+    states.append(state)
     if config.log_format == "json":
         return JsonDisplay(state, screen)
     if screen.isatty():
@@ -64,67 +85,6 @@ def _display(config: Settings, verbose: bool, screen: TextIO) -> Display:
 
         return LiveDisplay(state, screen, verbose=verbose)
     return PlainDisplay(state, screen)
-
-
-def _run_loggers(
-    display: Display, json_lines: bool, log_file: logging.Handler | None
-) -> tuple[Any, dict[str, Any]]:
-    """The runs' Dagster loggers: one feeding the display with each run's events; Dagster's log
-    lines to `log_file` (plain text) or, without one (--verbose), its console logger; and the
-    JSON stdout handler when the instance's python_logs lack it."""
-    import dagster as dg
-
-    from football_assets.log_format import json_stdout_handler
-
-    def fixed(name: str, handler: logging.Handler, level: int) -> dg.LoggerDefinition:
-        logger = logging.Logger(f"football_assets.cli.{name}", level)
-        logger.addHandler(handler)
-        return dg.LoggerDefinition(lambda _: logger, description=f"football-assets {name}")
-
-    loggers = {
-        **dg.default_loggers(),
-        DISPLAY_LOGGER: fixed("display", DagsterEventHandler(display), logging.DEBUG),
-    }
-    config: dict[str, Any] = {DISPLAY_LOGGER: {}}
-    if log_file is None:
-        config["console"] = {"config": {"log_level": "INFO"}}
-    else:
-        loggers[FILE_LOGGER] = fixed("file", log_file, logging.INFO)
-        config[FILE_LOGGER] = {}
-    if json_lines:
-        loggers[JSON_LOGGER] = fixed("json", json_stdout_handler(), logging.INFO)
-        config[JSON_LOGGER] = {}
-    return loggers, {"loggers": config}
-
-
-def _file_handler(path: Path) -> logging.Handler:
-    """Dagster's console format, without colours: a file is read with less or grep."""
-    from dagster._utils.log import default_date_format_string, default_format_string
-
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(default_format_string(), default_date_format_string()))
-    return handler
-
-
-@contextlib.contextmanager
-def _progress_feed(display: Display) -> Iterator[None]:
-    """The display's handler on the loggers that carry progress events. `fetched` events are
-    DEBUG: read here, kept out of the event log (the logger stops propagating meanwhile)."""
-    handler = ProgressHandler(display)
-    feed = logging.getLogger(progress.LOGGER)
-    saved = feed.level, feed.propagate
-    feed.setLevel(logging.DEBUG)
-    feed.propagate = False
-    targets = [feed, *(logging.getLogger(name) for name in progress.LOGGERS)]
-    for logger in targets:
-        logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        for logger in targets:
-            logger.removeHandler(handler)
-        feed.setLevel(saved[0])
-        feed.propagate = saved[1]
 
 
 @contextlib.contextmanager
@@ -139,7 +99,33 @@ def _stderr(log_path: Path | None, display: Display) -> Iterator[None]:
         yield
 
 
-def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, verbose: bool) -> int:
+def run(
+    config: Settings,
+    *,
+    competitions: Sequence[str] | None,
+    force: bool,
+    verbose: bool,
+    stop: Stop | None = None,
+) -> int:
+    """The refresh; on SIGINT/SIGTERM (or an interrupted run) raises Stopped saying what the
+    interrupted refresh left behind."""
+    states: list[RefreshState] = []
+    try:
+        return _refresh(config, competitions, force, verbose, stop or Stop(), states)
+    except KeyboardInterrupt as exc:  # Stopped, or a run ended by an interrupt
+        signum = exc.signum if isinstance(exc, Stopped) else None
+        signum = signum or (stop.received() if stop else None) or signal.SIGINT
+        raise Stopped(signum, left_behind(states[0] if states else None)) from None
+
+
+def _refresh(
+    config: Settings,
+    competitions: Sequence[str] | None,
+    force: bool,
+    verbose: bool,
+    stop: Stop,
+    states: list[RefreshState],
+) -> int:
     import dagster as dg
 
     from football_assets.assets.reporting import SUMMARY_FILE, summary_rows
@@ -163,7 +149,9 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
             limit=config.requests_per_minute,
             window_seconds=config.rate_window_seconds,
         )
-    wrote = instance_home.prepare(config)
+    wrote = instance_home.prepare(
+        config, on_wait=lambda text: print(f"football-assets: {text}", flush=True)
+    )
     home = instance_home.dagster_home(config)
     output = OutputLocation(location=config.output_location)
     warehouse = _warehouse(config)
@@ -177,9 +165,9 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
         encoding=sys.stdout.encoding,
         errors="replace",
     )
-    display = _display(config, verbose, screen)
+    display = _display(config, verbose, screen, states)
     log_path = instance_home.new_log_file(home) if json_mode or not verbose else None
-    log_file = _file_handler(log_path) if log_path is not None else None
+    log_file = file_handler(log_path) if log_path is not None else None
     origin = "the live API" if config.live else "the bundled snapshot (offline)"
     which = f"competitions {', '.join(competitions)}" if competitions else "every competition"
     if notice := json_log_notice(config, Path.cwd() / ".env"):  # before all else: it explains
@@ -193,15 +181,20 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
     if force:
         display.echo("football-assets: --force: the tables and the report are rebuilt regardless")
     try:
-        with _stderr(log_path, display), instance_home.open_instance(home) as instance:
-            loggers, run_config = _run_loggers(
+        with (
+            _stderr(log_path, display),
+            instance_home.open_instance(
+                home, on_wait=lambda text: display.echo(f"football-assets: {text}")
+            ) as instance,
+        ):
+            loggers, run_config = run_loggers(
                 display, json_mode and not instance_home.prints_json(instance), log_file
             )
             defs = dg.Definitions.merge(
                 build_definitions(summary_output=output, config=config),
                 dg.Definitions(loggers=loggers),
             )
-            with _progress_feed(display), display:
+            with progress_feed(display), display:
                 report = refresh(
                     defs,
                     instance,
@@ -209,9 +202,10 @@ def run(config: Settings, *, competitions: Sequence[str] | None, force: bool, ve
                     competitions=competitions,
                     force=force,
                     echo=display.echo,
-                    on_phase=display.phase,
+                    observer=display,
+                    checkpoint=stop.check,
                 )
-                display.phase("done", {})  # also when the tables were skipped
+                display.phase(Phase.DONE)  # also when the tables were skipped
         summary = summary_rows(warehouse)
         counts = {
             name: warehouse.count_rows(name)
