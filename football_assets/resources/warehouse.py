@@ -26,15 +26,17 @@ from football_assets.resources.postgres_server import (
     start_embedded_postgres,
 )
 from football_assets.resources.raw_records import RawRecord
+from football_assets.resources.schema_healing import SchemaRefused, heal_schema
 from football_assets.resources.warehouse_errors import (
     DatabaseUnavailable,
+    LoadRefused,
     Transaction,
     WarehouseError,
     connection_failed,
     database_unavailable,
     validate_schema_name,
 )
-from football_assets.resources.warehouse_schema import ADDED_COLUMNS, RAW_RESPONSES, tables
+from football_assets.resources.warehouse_schema import RAW_RESPONSES, tables
 from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, replace_table
 
 if TYPE_CHECKING:
@@ -55,6 +57,12 @@ _RAW_COLUMNS = [
 ]
 
 
+# Tables whose rows are derived from the raw answers, rebuilt by the next refresh: when their
+# rows forbid restoring a key (a dimension dropped by hand leaves orphan pairs), they are emptied
+# and the refresh rebuilds them (its row-count check sees them emptied).
+REBUILT_TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
+
+
 class Warehouse(dg.ConfigurableResource):
     """The PostgreSQL database the tables live in: `DATABASE_URL`, or an embedded server."""
 
@@ -65,6 +73,7 @@ class Warehouse(dg.ConfigurableResource):
     embedded_pgdata: str = DEFAULT_EMBEDDED_PGDATA
 
     _engine: Engine | None = PrivateAttr(default=None)
+    _restored: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def schema(self) -> str:  # type: ignore[override]  # shadows pydantic v1's deprecated schema()
@@ -118,22 +127,33 @@ class Warehouse(dg.ConfigurableResource):
             self._engine = None
 
     def _ensure_schema(self, engine: Engine) -> None:
+        """Restore whatever the declared schema has and the database lacks (a table dropped
+        by hand takes its foreign keys in other tables with it: they come back too)."""
         try:
             with engine.begin() as conn:
                 # Two steps creating the schema at once would race on the catalog.
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": self.schema}
                 )
-                conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
-                tables(self.schema).create_all(conn, checkfirst=True)
-                for table_name, columns in ADDED_COLUMNS.items():
-                    for column, type_ in columns.items():
-                        conn.exec_driver_sql(
-                            f'ALTER TABLE "{self.schema}"."{table_name}" '
-                            f'ADD COLUMN IF NOT EXISTS "{column}" {type_}'
-                        )
+                self._restored = heal_schema(
+                    _driver(conn), tables(self.schema), _refused_hint, rebuilt=REBUILT_TABLES
+                )
+        except SchemaRefused as exc:
+            raise LoadRefused(str(exc)) from None
         except sa.exc.OperationalError as exc:
             raise database_unavailable(self.describe(), exc) from None
+        declared = {f"table {t.schema}.{t.name}" for t in tables(self.schema).sorted_tables}
+        if self._restored and not declared <= set(self._restored):  # not a first set-up
+            dg.get_dagster_logger().warning(
+                "Restored in %s what the warehouse declares and it lacked: %s.",
+                self.describe(),
+                "; ".join(self._restored),
+            )
+
+    @property
+    def restored(self) -> list[str]:
+        """What connecting restored (tables, columns, keys, indexes), [] when nothing was."""
+        return list(self._restored)
 
     def transaction(self) -> Transaction:
         return Transaction(self.get_engine, self.describe)
@@ -246,6 +266,10 @@ class Warehouse(dg.ConfigurableResource):
         text = statement.replace("{schema}", f'"{self.schema}"')
         with self.get_engine().connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.text(text), params)]
+
+
+def _refused_hint(table: str) -> str:
+    return f"delete or fix the rows of {table} that break it, then re-run"
 
 
 def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
