@@ -15,7 +15,14 @@ import sqlalchemy as sa
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
-from football_assets.refresh import HOST_TAG, PID_TAG, STARTED_TAG, UnknownCompetitions, refresh
+from football_assets.refresh import (
+    HOST_TAG,
+    PID_TAG,
+    STARTED_TAG,
+    UnknownCompetitions,
+    fail_orphaned_runs,
+    refresh,
+)
 from football_assets.resources.warehouse import Warehouse
 from football_assets.staleness import WAREHOUSE_RUN
 
@@ -161,3 +168,27 @@ def test_unknown_competitions_change_nothing_not_even_a_dead_refreshs_run(
     # A refresh that does run marks it failed, as before.
     refresh(snapshot_defs, instance, competitions=["2021"], echo=lambda _: None)
     assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_orphaned_runs_of_another_host_are_left_alone(instance: dg.DagsterInstance) -> None:
+    """Run storage shared by hosts (a deployment's PostgreSQL): a pid is only meaningful on
+    its own host, so another host's live run must never be marked failed from here."""
+
+    def started_run(host: str) -> DagsterRun:
+        return instance.add_run(
+            DagsterRun(
+                job_name="__ASSET_JOB",
+                run_id=make_new_run_id(),
+                status=dg.DagsterRunStatus.STARTED,
+                # A pid no process here has: dead here, alive (say) on its own host.
+                tags={HOST_TAG: host, PID_TAG: "999999999", STARTED_TAG: "1"},
+            )
+        )
+
+    here = started_run(socket.gethostname())
+    elsewhere = started_run(f"not-{socket.gethostname()}.example")
+
+    assert fail_orphaned_runs(instance) == [here.run_id]
+
+    assert instance.get_run_by_id(here.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(elsewhere.run_id).status == dg.DagsterRunStatus.STARTED
