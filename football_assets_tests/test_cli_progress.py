@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from football_assets.cli.display import REASONS
+from football_assets.cli.display import REASONS, RefreshState
 from football_assets.progress import RequestForecast
 from football_assets_tests.conftest import TEST_KEY
 from test_support.api_double import ApiData, FootballApiDouble
@@ -185,3 +185,17 @@ def test_the_eta_follows_the_request_budget() -> None:
     for at in (0.0, 0.1, 0.2):
         offline.request_sent(at)
     assert offline.finish_time(10, now=0.2) == pytest.approx(1.2)
+
+
+def test_the_eta_counts_only_the_competitions_left() -> None:
+    """10 of 13 fetched at 3 requests per 2.1 s: the 3 left leave at 2.1, 2.2 and 2.3 s, so
+    the ETA at 0.3 s is 2 s (counting all 13 would show 10.2 s)."""
+    state = RefreshState(live_api=True, limit=3, window_seconds=2.0, margin=0.1)
+    state.phase, state.total, state.fetched = "teams", 13, 10
+    for at in (0.0, 0.1, 0.2):
+        state.forecast.request_sent(at)
+
+    assert state.eta(now=0.3) == pytest.approx(2.0)
+
+    state.fetched = 13
+    assert state.eta(now=0.3) == 0.0

@@ -152,3 +152,19 @@ def test_output_dir_wins_and_empty_variables_run_offline(
         assert len(list(csv.DictReader(handle))) == 13
     assert not configured.exists()
     assert f"Summary: {chosen / 'summary.csv'} (13 competitions" in done.stdout
+
+
+@pytest.mark.parametrize("url", ["https:///v4", "http://:8080/v4", "https://", "https://@/v4"])
+def test_an_api_url_without_a_host_is_refused(url: str) -> None:
+    """Accepted, it would fail only at the first request, after the set-up, with a line about
+    a connection rather than the variable."""
+    base = {"HOME": "/home/someone", "XDG_STATE_HOME": "/state"}
+    assert settings.load(
+        {**base, "FOOTBALL_DATA_API_URL": "http://127.0.0.1:8080/v4/"}
+    ).api_url == ("http://127.0.0.1:8080/v4")
+    with pytest.raises(settings.ConfigError) as refused:
+        settings.load({**base, "FOOTBALL_DATA_API_URL": url})
+    assert str(refused.value) == (
+        f"FOOTBALL_DATA_API_URL={url!r} is not an http(s) URL with a host; set it to e.g. "
+        "https://api.football-data.org/v4."
+    )
