@@ -243,8 +243,11 @@ def budget_schema(pg_url: str, schema: str) -> dict[str, Any]:
         "ALTER TABLE {s}.budget_log ALTER COLUMN stamp DROP NOT NULL",
     ],
 )
-def test_the_budget_tables_heal_too(pg_url: str, schema: str, damage: str) -> None:
+def test_the_budget_tables_heal_too(
+    pg_url: str, schema: str, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     open_one(pg_url, schema)
+    assert not [r for r in caplog.records if "Restored" in r.getMessage()]  # created, not healed
     declared = budget_schema(pg_url, schema)
     assert len(declared["tables"]) == 2 and len(declared["indexes"]) == 2
     run_sql(pg_url, damage.format(s=schema))
@@ -253,6 +256,8 @@ def test_the_budget_tables_heal_too(pg_url: str, schema: str, damage: str) -> No
     open_one(pg_url, schema)
 
     assert budget_schema(pg_url, schema) == declared
+    (said,) = [r.getMessage() for r in caplog.records if "Restored" in r.getMessage()]
+    assert said.startswith("Restored what the request budget's tables lacked: ")
 
 
 def test_a_budget_key_the_rows_forbid_is_refused_in_one_line(pg_url: str, schema: str) -> None:

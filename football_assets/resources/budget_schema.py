@@ -64,8 +64,9 @@ def heal_budget_schema(conn: psycopg.Connection[Any], schema: str, lock_key: int
                 raise
         except SchemaRefused as exc:
             raise BudgetSchemaRefused(f"Request budget: {exc}") from None
-    if restored:
+    declared = {f"table {t.schema}.{t.name}" for t in budget_tables(schema).sorted_tables}
+    if restored and not declared <= set(restored):  # not a first set-up
         dg.get_dagster_logger().warning(
-            "Restored the request budget's %s in schema %s.", "; ".join(restored), schema
+            "Restored what the request budget's tables lacked: %s.", "; ".join(restored)
         )
     return restored
