@@ -17,8 +17,10 @@ from football_assets.resources.budget import open_budget
 from football_assets.resources.budget_schema import BudgetSchemaRefused
 from football_assets.resources.warehouse import Warehouse
 from football_assets.resources.warehouse_errors import LoadRefused
+from football_assets.resources.warehouse_schema import tables
 
-WAREHOUSE_TABLES = ["raw_responses", "dim_competitions", "dim_teams", "fact_competitions"]
+# Every table the warehouse declares (history tables included, when there are any).
+WAREHOUSE_TABLES = [table.name for table in tables("football").sorted_tables]
 
 
 def full_schema(pg_url: str, schema: str) -> dict[str, Any]:
@@ -75,6 +77,9 @@ def declared(pg_url: str, schema: str) -> dict[str, Any]:
     definitions = [c[2] for c in fresh["constraints"] if c[0] == "fact_competitions"]
     assert sum("FOREIGN KEY" in d for d in definitions) == 2
     assert {t for t, *_ in fresh["tables"]} == set(WAREHOUSE_TABLES)
+    assert {"raw_responses", "dim_competitions", "dim_teams", "fact_competitions"} <= {
+        t for t, *_ in fresh["tables"]
+    }
     return fresh
 
 
