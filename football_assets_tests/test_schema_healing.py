@@ -14,7 +14,6 @@ import pytest
 
 from football_assets.refresh import refresh
 from football_assets.resources.budget import open_budget
-from football_assets.resources.budget_schema import BudgetSchemaRefused
 from football_assets.resources.warehouse import Warehouse
 from football_assets.resources.warehouse_errors import LoadRefused
 from football_assets.resources.warehouse_schema import tables
@@ -135,10 +134,17 @@ def test_a_key_index_or_column_dropped_comes_back(
     assert set_up(pg_url, schema) == []
 
 
-def test_rows_that_forbid_a_restore_are_refused_in_one_line_changing_nothing(
-    pg_url: str, schema: str, declared: dict[str, Any]
+def row(schema: str, table: str, **values: Any) -> dict[str, Any]:
+    return {column.name: None for column in tables(schema).tables[f"{schema}.{table}"].columns} | (
+        values
+    )
+
+
+def test_rows_that_forbid_a_restore_leave_it_out_then_the_load_refuses_in_one_line(
+    pg_url: str, schema: str, declared: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """raw_responses is the answers' history: its rows are never deleted to restore a key."""
+    """raw_responses is the answers' history: its rows are never deleted to restore a key.
+    Connecting restores what it can (reads go on); the next load refuses, changing nothing."""
     run_sql(
         pg_url,
         f"DROP INDEX {schema}.raw_responses_latest",
@@ -147,23 +153,37 @@ def test_rows_that_forbid_a_restore_are_refused_in_one_line_changing_nothing(
         " url, http_status, payload_sha256, payload) VALUES ('raw_competitions', '', 'r', now(),"
         " 'live', NULL, 200, 'x', '{}')",
     )
+    warehouse = Warehouse(database_url=pg_url, schema_name=schema)
+
+    assert [r.split("(")[0] for r in set_up(pg_url, schema)] == [
+        f"index {schema}.raw_responses_latest"
+    ]
+    missing = f"The NOT NULL of {schema}.raw_responses.url is missing and cannot be restored"
+    assert [r.getMessage() for r in caplog.records if missing in r.getMessage()]
     damaged = full_schema(pg_url, schema)
 
     with pytest.raises(LoadRefused) as refused:
-        set_up(pg_url, schema)
+        warehouse.load_tables(
+            [("dim_competitions", [row(schema, "dim_competitions", id=1, name="A")])]
+        )
 
     line = str(refused.value)
     assert "\n" not in line
-    assert f"The NOT NULL of {schema}.raw_responses.url is missing and cannot be restored" in line
-    assert f"delete or fix the rows of {schema}.raw_responses that break it" in line
-    assert full_schema(pg_url, schema) == damaged  # the index was not restored either: one tx
+    assert line.startswith(missing)
+    assert line.endswith(
+        f"delete or fix the rows of {schema}.raw_responses that break it, then re-run; "
+        "every table keeps its previous contents"
+    )
+    assert warehouse.count_rows("dim_competitions") == 0
+    assert full_schema(pg_url, schema) == damaged
 
     run_sql(pg_url, f"DELETE FROM {schema}.raw_responses WHERE url IS NULL")  # as the line says
-    assert len(set_up(pg_url, schema)) == 2
+    warehouse.load_tables([("dim_competitions", [row(schema, "dim_competitions", id=1, name="A")])])
+    warehouse.dispose()
     assert full_schema(pg_url, schema) == declared
 
 
-def test_derived_rows_that_forbid_a_key_are_emptied_for_the_next_load(
+def test_derived_rows_that_forbid_a_key_are_emptied_by_the_load_that_reloads_them(
     pg_url: str, schema: str, declared: dict[str, Any]
 ) -> None:
     """fact_competitions is rebuilt from the raw answers: its orphans do not block healing."""
@@ -174,17 +194,27 @@ def test_derived_rows_that_forbid_a_key_are_emptied_for_the_next_load(
         f"INSERT INTO {schema}.fact_competitions VALUES (2021, 57)",
         f"DROP TABLE {schema}.dim_teams CASCADE",
     )
+    # Connecting brings the table back; the foreign key waits for the load.
+    assert set_up(pg_url, schema) == [f"table {schema}.dim_teams"]
+    warehouse = Warehouse(database_url=pg_url, schema_name=schema)
 
-    restored = set_up(pg_url, schema)
+    warehouse.load_tables(
+        [
+            ("dim_competitions", [row(schema, "dim_competitions", id=2021, name="PL")]),
+            ("dim_teams", [row(schema, "dim_teams", id=58, name="Aston Villa FC")]),
+            ("fact_competitions", [{"competition_id": 2021, "team_id": 58}]),
+        ]
+    )
 
     assert full_schema(pg_url, schema) == declared
-    assert (
+    assert warehouse.restored == [
         f"foreign key {schema}.fact_competitions(team_id) -> dim_teams(id) "
         f"(emptied {schema}.fact_competitions first, its rows broke it)"
-    ) in restored
-    with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:
-        competitions = conn.execute(f"SELECT count(*) FROM {schema}.dim_competitions".encode())
-        assert competitions.fetchone() == (1,)  # only the table that broke the key
+    ]
+    assert [
+        tuple(r.values()) for r in warehouse.query("SELECT * FROM {schema}.fact_competitions")
+    ] == [(2021, 58)]
+    warehouse.dispose()
 
 
 def test_a_refresh_after_drop_table_cascade_restores_both_foreign_keys_and_the_rows(
@@ -208,16 +238,19 @@ def test_a_refresh_after_drop_table_cascade_restores_both_foreign_keys_and_the_r
     assert full_schema(pg_url, schema) == declared
     assert warehouse.count_rows("dim_teams") == teams > 0
     assert warehouse.count_rows("fact_competitions") == pairs > 0
-    # ...and the run that restored it says so in its log.
-    said = [
+    # ...and the runs that restored it say so in their logs: the table at the first
+    # connection, the foreign key with the load that emptied and reloaded the orphaned pairs.
+    said = " ".join(
         record.user_message
         for run_id in report.run_ids
         for record in instance.all_logs(run_id)
         if "Restored in" in record.user_message
-    ]
-    assert len(said) == 1
-    assert f"table {schema}.dim_teams" in said[0]
-    assert f"foreign key {schema}.fact_competitions(team_id) -> dim_teams(id)" in said[0]
+    )
+    assert f"table {schema}.dim_teams" in said
+    assert (
+        f"foreign key {schema}.fact_competitions(team_id) -> dim_teams(id) "
+        f"(emptied {schema}.fact_competitions first, its rows broke it)"
+    ) in said
 
 
 def open_one(pg_url: str, schema: str) -> None:
@@ -265,16 +298,23 @@ def test_the_budget_tables_heal_too(
     assert said.startswith("Restored what the request budget's tables lacked: ")
 
 
-def test_a_budget_key_the_rows_forbid_is_refused_in_one_line(pg_url: str, schema: str) -> None:
+def test_budget_rows_that_forbid_a_key_are_emptied(
+    pg_url: str, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The budget's tables hold only request times and the server's last word."""
     open_one(pg_url, schema)
+    declared = budget_schema(pg_url, schema)
     run_sql(
         pg_url,
         f"ALTER TABLE {schema}.budget_server DROP CONSTRAINT budget_server_pkey",
         f"INSERT INTO {schema}.budget_server VALUES ('a', 1, 0, 0), ('a', 2, 0, 0)",
     )
-    with pytest.raises(BudgetSchemaRefused) as refused:
-        open_one(pg_url, schema)
-    line = str(refused.value)
-    assert "\n" not in line
-    assert f"primary key {schema}.budget_server(api) is missing" in line
-    assert f"TRUNCATE {schema}.budget_server" in line
+
+    open_one(pg_url, schema)
+
+    assert budget_schema(pg_url, schema) == declared
+    (said,) = [r.getMessage() for r in caplog.records if "Restored" in r.getMessage()]
+    assert said == (
+        f"Restored what the request budget's tables lacked: primary key {schema}.budget_server"
+        f"(api) (emptied {schema}.budget_server first, its rows broke it)."
+    )

@@ -37,10 +37,7 @@ def budget_tables(schema: str) -> sa.MetaData:
 
 
 def _hint(table: str) -> str:
-    return (
-        f"empty it (TRUNCATE {table}: it only holds request times and the server's last word), "
-        "then re-run"
-    )
+    return f"empty {table}, then re-run"
 
 
 class BudgetSchemaRefused(RuntimeError):
@@ -51,13 +48,25 @@ def heal_budget_schema(conn: psycopg.Connection[Any], schema: str, lock_key: int
     """Restore the budget's tables in `schema` on `conn` (autocommit): one transaction under
     the budget's DDL lock; reads the catalog only, unless something is missing (DDL needs
     CREATE rights even where it would do nothing)."""
+
+    def lock() -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+
     for attempt in range(2):
         # Our creators queue on the lock; anyone else's DDL (the warehouse's, in the same
         # schema) may still win a race on the catalog, hence one retry.
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-                restored = heal_schema(conn, budget_tables(schema), _hint)
+                metadata = budget_tables(schema)
+                # Both tables may be emptied to restore a key: they hold only request times
+                # and the server's last word, which its next answer gives again.
+                restored = heal_schema(
+                    conn,
+                    metadata,
+                    _hint,
+                    rebuilt=[t.name for t in metadata.sorted_tables],
+                    lock=lock,
+                ).restored
             break
         except (errors.UniqueViolation, errors.DuplicateSchema, errors.DuplicateTable):
             if attempt:

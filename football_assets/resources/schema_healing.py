@@ -245,24 +245,39 @@ def _apply(conn: psycopg.Connection[Any], statements: list[str]) -> None:
     conn.execute(b"RELEASE SAVEPOINT heal_schema")
 
 
+@dataclass
+class Healing:
+    restored: list[str] = field(default_factory=list)  # what came back
+    left: list[str] = field(default_factory=list)  # one line each: what the rows forbid, why
+
+
 def heal_schema(
     conn: psycopg.Connection[Any],
     metadata: sa.MetaData,
     what_to_do: Callable[[str], str],
+    *,
     rebuilt: Collection[str] = (),
-) -> list[str]:
-    """Create what `metadata` declares and the database lacks, on `conn`, in its transaction
-    (which the caller holds under a lock); return what was restored, [] when nothing was.
+    strict: bool = True,
+    lock: Callable[[], None] | None = None,
+) -> Healing:
+    """Create what `metadata` declares and the database lacks, on `conn`, in its transaction.
+    Reads the catalog only, unless something is missing: then `lock()` (serializing healers)
+    and the catalog is read again, as another healer may have restored it meanwhile.
 
     When the rows in place forbid restoring something (duplicates for a key, orphans for a
-    foreign key, NULLs): a table named in `rebuilt` (rows derived from elsewhere, rebuilt by
-    the next load) is emptied and the repair retried; any other raises SchemaRefused, whose
-    line names what is missing and ends with `what_to_do(table)`. Only what is declared is
-    compared: anything extra is left alone.
+    foreign key, NULLs): a table named in `rebuilt` (rows derived from elsewhere, which the
+    caller reloads in this transaction) is emptied and the repair retried. Otherwise its line
+    names what is missing and ends with `what_to_do(table)`: raised as SchemaRefused when
+    `strict` (nothing restored), else kept in `left` while the rest is restored. Only what is
+    declared is compared: anything extra is left alone.
     """
     schemas = sorted({t.schema or "public" for t in metadata.tables.values()})
-    restored = []
-    for repair in _repairs(metadata, _read_catalog(conn, schemas)):
+    healing = Healing()
+    repairs = _repairs(metadata, _read_catalog(conn, schemas))
+    if repairs and lock is not None:
+        lock()
+        repairs = _repairs(metadata, _read_catalog(conn, schemas))
+    for repair in repairs:
         try:
             try:
                 _apply(conn, repair.statements)
@@ -273,14 +288,19 @@ def heal_schema(
                 # The name is the declared table's, quoted by SQLAlchemy.
                 _apply(conn, [f"DELETE FROM {repair.table}", *repair.statements])  # noqa: S608
                 repair.what += f" (emptied {repair.table} first, its rows broke it)"
-        except errors.IntegrityError as exc:
+        # InvalidForeignKey: the key it points at is itself left out (the rows forbid it).
+        except (errors.IntegrityError, errors.InvalidForeignKey) as exc:
             if exc.diag.schema_name == "pg_catalog":
                 raise  # a concurrent creator won a race on the catalog: for the caller to retry
             said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             detail = exc.diag.message_detail
-            raise SchemaRefused(
+            line = (
                 f"The {repair.what} is missing and cannot be restored: {said}"
                 f"{f' ({detail})' if detail else ''}; {what_to_do(repair.table)}"
-            ) from None
-        restored.append(repair.what)
-    return restored
+            )
+            if strict:
+                raise SchemaRefused(line) from None
+            healing.left.append(line)
+            continue
+        healing.restored.append(repair.what)
+    return healing

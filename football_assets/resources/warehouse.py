@@ -26,7 +26,7 @@ from football_assets.resources.postgres_server import (
     start_embedded_postgres,
 )
 from football_assets.resources.raw_records import RawRecord
-from football_assets.resources.schema_healing import SchemaRefused, heal_schema
+from football_assets.resources.schema_healing import Healing, SchemaRefused, heal_schema
 from football_assets.resources.warehouse_errors import (
     DatabaseUnavailable,
     LoadRefused,
@@ -57,9 +57,9 @@ _RAW_COLUMNS = [
 ]
 
 
-# Tables whose rows are derived from the raw answers, rebuilt by the next refresh: when their
-# rows forbid restoring a key (a dimension dropped by hand leaves orphan pairs), they are emptied
-# and the refresh rebuilds them (its row-count check sees them emptied).
+# Tables whose rows are derived from the raw answers: when their rows forbid restoring a key
+# (a dimension dropped by hand leaves orphan pairs), a load empties them in the transaction that
+# reloads them.
 REBUILT_TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
 
 
@@ -127,32 +127,45 @@ class Warehouse(dg.ConfigurableResource):
             self._engine = None
 
     def _ensure_schema(self, engine: Engine) -> None:
-        """Restore whatever the declared schema has and the database lacks (a table dropped
-        by hand takes its foreign keys in other tables with it: they come back too)."""
+        """Restore what the declared schema has and the database lacks (a table dropped by
+        hand takes the foreign keys of other tables with it: they come back too), except
+        what the rows in place forbid: reads go on, and the next load restores it or refuses."""
         try:
             with engine.begin() as conn:
-                # Two steps creating the schema at once would race on the catalog.
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": self.schema}
-                )
-                self._restored = heal_schema(
-                    _driver(conn), tables(self.schema), _refused_hint, rebuilt=REBUILT_TABLES
-                )
-        except SchemaRefused as exc:
-            raise LoadRefused(str(exc)) from None
+                healing = self._heal(conn, strict=False)
         except sa.exc.OperationalError as exc:
             raise database_unavailable(self.describe(), exc) from None
-        declared = {f"table {t.schema}.{t.name}" for t in tables(self.schema).sorted_tables}
-        if self._restored and not declared <= set(self._restored):  # not a first set-up
+        for line in healing.left:
+            dg.get_dagster_logger().warning("%s (the next load of the tables restores it)", line)
+
+    def _heal(self, conn: sa.Connection, *, strict: bool) -> Healing:
+        key = {"k": self.schema}
+
+        def lock() -> None:  # two healers at once would race on the catalog
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), key)
+
+        declared = tables(self.schema)
+        # Strict, in a load's transaction: its tables may be emptied, as it reloads them.
+        rebuilt = REBUILT_TABLES if strict else ()
+        try:
+            healing = heal_schema(
+                _driver(conn), declared, _refused_hint, rebuilt=rebuilt, strict=strict, lock=lock
+            )
+        except SchemaRefused as exc:
+            raise LoadRefused(f"{exc}; every table keeps its previous contents") from None
+        self._restored += healing.restored
+        created = {f"table {t.schema}.{t.name}" for t in declared.sorted_tables}
+        if healing.restored and not created <= set(healing.restored):  # not a first set-up
             dg.get_dagster_logger().warning(
                 "Restored in %s what the warehouse declares and it lacked: %s.",
                 self.describe(),
-                "; ".join(self._restored),
+                "; ".join(healing.restored),
             )
+        return healing
 
     @property
     def restored(self) -> list[str]:
-        """What connecting restored (tables, columns, keys, indexes), [] when nothing was."""
+        """What this resource restored (tables, columns, keys, indexes), [] when nothing."""
         return list(self._restored)
 
     def transaction(self) -> Transaction:
@@ -240,6 +253,7 @@ class Warehouse(dg.ConfigurableResource):
         failure or a kill at any point leaves every table as it was."""
         stats: dict[str, LoadStats] = {}
         with self.transaction() as conn:
+            self._heal(conn, strict=True)  # what reads could not restore, with the load
             cursor = _driver(conn).cursor()
             for name, rows in loads:
                 stats[name] = replace_table(cursor, self.table(name), rows)
