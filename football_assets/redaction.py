@@ -11,10 +11,8 @@ use it before Dagster or the project's own modules load.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import quote, unquote
 
 import psycopg
@@ -180,54 +178,3 @@ class SecretScrubber:
 
     def scrub(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern else text
-
-    def scrub_any(self, obj: Any) -> Any:
-        """Strings inside nested dicts, lists and tuples scrubbed; other objects returned as is."""
-        if self._pattern is None:
-            return obj
-        if isinstance(obj, str):
-            return self.scrub(obj)
-        if isinstance(obj, dict):
-            return {self.scrub_any(k): self.scrub_any(v) for k, v in obj.items()}
-        if isinstance(obj, list) or type(obj) is tuple:
-            return type(obj)(self.scrub_any(v) for v in obj)
-        return obj
-
-
-# Attributes every LogRecord has; anything else was passed as `extra=` and may reach a handler
-# (python-json-logger emits every extra).
-_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class ScrubbingFilter(logging.Filter):
-    """Removes secrets from a record before any handler formats it. Never drops a record.
-
-    Add it to handlers: a logger's own filters do not see records propagated from its children.
-    """
-
-    def __init__(self, scrubber: SecretScrubber) -> None:
-        super().__init__()
-        self.scrubber = scrubber
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.scrubber:
-            return True
-        scrub = self.scrubber.scrub
-        try:
-            message = record.getMessage()
-        except Exception:  # bad format args: keep both, since handleError would print them
-            message = f"{record.msg} {record.args!r}"
-        record.msg, record.args = scrub(message), ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            scrubbed = scrub(record.exc_text)
-            if scrubbed != record.exc_text:
-                # Formatters that re-render exc_info (python-json-logger does) would undo this.
-                record.exc_text, record.exc_info = scrubbed, None
-        if record.stack_info:
-            record.stack_info = scrub(record.stack_info)
-        for key, value in list(record.__dict__.items()):
-            if key not in _RECORD_ATTRS or key == "message":
-                record.__dict__[key] = self.scrubber.scrub_any(value)
-        return True

@@ -446,3 +446,22 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_200_whose_body_is_a_json_list_fails_once_without_retrying(
+    api_double: FootballApiDouble, limiter_dir: Path
+) -> None:
+    """A well-formed answer of the wrong shape will be the same next time: no retries."""
+    api = live_api(api_double, limiter_dir, max_retry_seconds=5.0, **FAST)
+    api_double.inject(
+        r"/competitions/2021/teams$", Fault.body("[1, 2]", content_type="application/json"), 1000
+    )
+
+    with pytest.raises(FootballDataPermanentError) as failed:
+        api.fetch_teams("2021")
+
+    assert str(failed.value) == (
+        "GET /competitions/2021/teams returned HTTP 200 but its body is a JSON list, not an "
+        "object (raw_teams partition 2021)."
+    )
+    assert api_double.count("/competitions/2021/teams") == 1

@@ -14,6 +14,7 @@ from dagster._core.storage.tags import (
 
 from football_assets.assets.ingestion import RAW_TEAMS
 from football_assets.automation import (
+    competition_partitions_sensor,
     contiguous_ranges,
     daily_refresh_schedule,
     new_competitions_sensor,
@@ -369,3 +370,31 @@ def test_each_partition_records_its_own_payloads_version(
         assert tags[DATA_VERSION_TAG] == sha
         versions[key] = sha
     assert versions["2013"] != versions["2021"]
+
+
+def test_partition_discovery_asks_the_api_only_while_no_partition_exists(
+    api_double: FootballApiDouble, limiter_dir: Path, instance: dg.DagsterInstance
+) -> None:
+    """On by default and ticking every 30 s: once partitions exist, its ticks are free."""
+    api = live_api(api_double, limiter_dir)
+
+    def discovery_tick() -> dg.SensorResult | dg.SkipReason:
+        with dg.build_sensor_context(instance=instance, resources={"football_api": api}) as ctx:
+            result = competition_partitions_sensor(ctx)
+        if isinstance(result, dg.SensorResult):
+            for request in result.dynamic_partitions_requests or []:
+                assert isinstance(request, dg.AddDynamicPartitionsRequest)
+                keys = list(request.partition_keys)
+                instance.add_dynamic_partitions(request.partitions_def_name, keys)
+        return result
+
+    first = discovery_tick()
+    assert isinstance(first, dg.SensorResult) and added_keys(first) == FREE_TIER
+    assert api_double.count() == 1
+
+    for _ in range(3):
+        later = discovery_tick()
+        assert isinstance(later, dg.SkipReason)
+        assert "Competitions are registered" in (later.skip_message or "")
+    assert api_double.count() == 1
+    assert instance.get_dynamic_partitions("competitions") == FREE_TIER

@@ -19,8 +19,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from football_assets.cli.display import REASONS
-from football_assets.progress import RequestForecast
+from football_assets.cli.display import REASONS, RefreshState
+from football_assets.progress import Phase, RequestForecast
 from football_assets.refresh import PID_TAG
 from football_assets_tests.conftest import TEST_KEY
 from football_assets_tests.test_kill import while_fetching_teams
@@ -236,3 +236,17 @@ def test_a_signal_in_a_terminal_stops_with_one_line_and_gives_the_terminal_back(
     assert written.rindex(SHOW_CURSOR) > written.rindex(HIDE_CURSOR)  # ...and it is back
     assert re.search(r"(?<![-\w])echo(?!\w)", modes.read_text()), modes.read_text()
     assert re.search(r"(?<![-\w])icanon(?!\w)", modes.read_text())
+
+
+def test_the_eta_counts_only_the_competitions_left() -> None:
+    """10 of 13 fetched at 3 requests per 2.1 s: the 3 left leave at 2.1, 2.2 and 2.3 s, so
+    the ETA at 0.3 s is 2 s (counting all 13 would show 10.2 s)."""
+    state = RefreshState(live_api=True, limit=3, window_seconds=2.0, margin=0.1)
+    state.phase, state.total, state.fetched = Phase.TEAMS, 13, 10
+    for at in (0.0, 0.1, 0.2):
+        state.forecast.request_sent(at)
+
+    assert state.eta(now=0.3) == pytest.approx(2.0)
+
+    state.fetched = 13
+    assert state.eta(now=0.3) == 0.0

@@ -196,3 +196,19 @@ def test_folders_are_checked_by_writing_not_by_permissions(variable: str, tmp_pa
         assert [p.name for p in full.iterdir()] == ["filler"]  # the probe left nothing
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.parametrize("url", ["https:///v4", "http://:8080/v4", "https://", "https://@/v4"])
+def test_an_api_url_without_a_host_is_refused(url: str) -> None:
+    """Accepted, it would fail only at the first request, after the set-up, with a line about
+    a connection rather than the variable."""
+    base = {"HOME": "/home/someone", "XDG_STATE_HOME": "/state"}
+    assert settings.load(
+        {**base, "FOOTBALL_DATA_API_URL": "http://127.0.0.1:8080/v4/"}
+    ).api_url == ("http://127.0.0.1:8080/v4")
+    with pytest.raises(settings.ConfigError) as refused:
+        settings.load({**base, "FOOTBALL_DATA_API_URL": url})
+    assert str(refused.value) == (
+        f"FOOTBALL_DATA_API_URL={url!r} is not an http(s) URL with a host; set it to e.g. "
+        "https://api.football-data.org/v4."
+    )

@@ -24,6 +24,7 @@ import dagster as dg
 import pytest
 
 from football_assets.assets.reporting import render_csv
+from football_assets.payloads import PayloadError, parse_teams
 from football_assets.refresh import RefreshFailed, refresh
 from football_assets.resources.warehouse import Warehouse
 from football_assets_tests.conftest import read_table
@@ -280,3 +281,34 @@ def test_only_text_cells_are_neutralized() -> None:
     )
     assert text.splitlines()[1] == "-5,'-5,a=b,0"
     assert neutralized == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "fits"),
+    [(2**31 - 1, True), (2**31, False), (-(2**31), True), (-(2**31) - 1, False)],
+    ids=["2^31-1", "2^31", "-2^31", "-2^31-1"],
+)
+def test_the_payload_check_takes_exactly_what_postgres_integer_holds(
+    value: int, fits: bool, pg_url: str
+) -> None:
+    """The check on arrival and the warehouse's `integer` columns agree at both edges: an id
+    PostgreSQL would refuse never gets stored, one it holds is never refused."""
+    import psycopg
+
+    with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:
+        try:
+            conn.execute("SELECT %s::integer", (value,))
+            postgres_holds = True
+        except psycopg.errors.NumericValueOutOfRange:
+            postgres_holds = False
+    assert postgres_holds is fits
+    for field in ("id", "founded"):
+        team = make_team(990_301, "Edge FC")
+        team[field] = value
+        payload = {"teams": [team]}
+        if fits:
+            parsed = parse_teams(payload, where="edge")
+            assert getattr(parsed.teams[0], field) == value
+        else:
+            with pytest.raises(PayloadError, match="does not fit the warehouse's integer"):
+                parse_teams(payload, where="edge")

@@ -161,25 +161,43 @@ def test_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_readers_never_see_a_partial_object(location: OutputLocation) -> None:
-    """A reader polling while large objects are replaced sees whole ones only."""
+    """A reader polling while large objects are replaced sees whole ones only, and always one:
+    never a part, never none (as a delete before the put would leave meanwhile)."""
     location.write_atomically("summary.csv", OLD)
     seen: list[tuple[int, bytes]] = []
+    errors: list[BaseException] = []
+    reads = 0
+    first_read = threading.Event()
     stop = threading.Event()
 
     def read_loop() -> None:
-        while not stop.is_set():
-            data = location.read_bytes("summary.csv")
-            if data not in (OLD, NEW):
-                seen.append((len(data), data[:1] + data[-1:]))
+        nonlocal reads
+        try:
+            while not stop.is_set():
+                data = location.read_bytes("summary.csv")
+                reads += 1
+                first_read.set()
+                if data not in (OLD, NEW):
+                    seen.append((len(data), data[:1] + data[-1:]))
+        except BaseException as exc:  # recorded: the test fails on it, not the thread alone
+            errors.append(exc)
+        finally:
+            first_read.set()
 
     reader = threading.Thread(target=read_loop)
     reader.start()
     try:
+        assert first_read.wait(timeout=60)
+        before = reads
         for index in range(12):
             location.write_atomically("summary.csv", NEW if index % 2 == 0 else OLD)
+        during = reads - before
     finally:
         stop.set()
         reader.join(timeout=60)
+    assert not reader.is_alive()
+    assert not errors, f"the reader failed: {errors[0]!r}"
+    assert during > 0, "the reader read nothing while the objects were replaced"
     assert not seen, f"readers saw {len(seen)} partial objects, e.g. {seen[:3]}"
 
 

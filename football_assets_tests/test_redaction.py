@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import traceback
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 
 from football_assets.redaction import (
     DatabaseUrlError,
-    ScrubbingFilter,
     SecretScrubber,
     database_url_secrets,
     parse_database_url,
@@ -228,87 +224,3 @@ def test_scrubber_masks_longest_secret_whole_and_skips_short_ones() -> None:
     scrubber = SecretScrubber(["Canary-pw", CANARY, "abc", ""])
     assert scrubber.scrub(f"{CANARY} Canary-pw abc") == "*** *** abc"
     assert not SecretScrubber(["abc", ""])  # too short to scrub safely: no secrets at all
-
-
-def test_scrub_any_reaches_nested_payloads() -> None:
-    scrubber = SecretScrubber([CANARY])
-    payload = {"dsn": [f"x{CANARY}", ("y", {"k": CANARY})], CANARY: 3, "rows": 5}
-    assert scrubber.scrub_any(payload) == {
-        "dsn": ["x***", ("y", {"k": "***"})],
-        "***": 3,
-        "rows": 5,
-    }
-
-
-@pytest.fixture
-def logged() -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    handler.addFilter(ScrubbingFilter(SecretScrubber(database_url_secrets(FORMS["query"][0]))))
-    logger = logging.getLogger(f"test_redaction.{id(stream)}")
-    logger.propagate = False
-    logger.addHandler(handler)
-    yield logger, stream
-    logger.removeHandler(handler)
-
-
-def test_logging_filter_scrubs_messages_and_args(
-    logged: tuple[logging.Logger, io.StringIO],
-) -> None:
-    logger, stream = logged
-    logger.warning("connecting to %s", f"postgresql://{BASE}?password={CANARY}")
-    logger.warning(f"encoded {quote(CANARY, safe='')} and %d rows", 3)
-    output = stream.getvalue()
-    assert_hidden(output, CANARY)
-    assert "WARNING connecting to postgresql://app@db.example:5432/football?password=***" in output
-    assert "encoded *** and 3 rows" in output
-
-
-def test_logging_filter_scrubs_badly_formatted_calls(
-    logged: tuple[logging.Logger, io.StringIO], capsys: pytest.CaptureFixture[str]
-) -> None:
-    logger, stream = logged
-    logger.warning("rows=%d", CANARY)  # would otherwise print the args in a "Logging error"
-    output = stream.getvalue() + capsys.readouterr().err
-    assert_hidden(output, CANARY)
-    assert "rows=%d ('***',)" in output
-
-
-def test_logging_filter_scrubs_exceptions(logged: tuple[logging.Logger, io.StringIO]) -> None:
-    logger, stream = logged
-    try:
-        raise RuntimeError(f"connection failed: password={CANARY}")
-    except RuntimeError:
-        logger.exception("refresh failed")
-    output = stream.getvalue()
-    assert_hidden(output, CANARY)
-    assert "Traceback" in output and "RuntimeError: connection failed: password=***" in output
-
-
-def test_logging_filter_defeats_formatters_that_render_exc_info_themselves() -> None:
-    class Rerendering(logging.Formatter):  # as python-json-logger does
-        def format(self, record: logging.LogRecord) -> str:
-            extra = self.formatException(record.exc_info) if record.exc_info else record.exc_text
-            return f"{record.getMessage()} {record.__dict__.get('dsn')} {extra}"
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(Rerendering())
-    handler.addFilter(ScrubbingFilter(SecretScrubber([CANARY])))
-    logger = logging.getLogger("test_redaction.rerendering")
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
-        raise ValueError(CANARY)
-    except ValueError:
-        logger.exception("failed", extra={"dsn": {"url": f"x:{CANARY}@y"}})
-    logger.removeHandler(handler)
-    assert_hidden(stream.getvalue(), CANARY)
-    assert "ValueError: ***" in stream.getvalue()
-
-
-def test_logging_filter_without_secrets_leaves_records_alone() -> None:
-    record = logging.makeLogRecord({"msg": "rows=%d", "args": (3,)})
-    assert ScrubbingFilter(SecretScrubber([])).filter(record) is True
-    assert (record.msg, record.args) == ("rows=%d", (3,))

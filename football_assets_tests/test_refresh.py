@@ -6,6 +6,7 @@ version derives from the raw answers it was built from, the report's from its fi
 
 from __future__ import annotations
 
+import csv
 import socket
 from pathlib import Path
 
@@ -15,10 +16,19 @@ import sqlalchemy as sa
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
+from football_assets.assets.ingestion import RAW_TEAMS
 from football_assets.progress import Fetched, Phase, Waiting
-from football_assets.refresh import HOST_TAG, PID_TAG, STARTED_TAG, UnknownCompetitions, refresh
+from football_assets.refresh import (
+    HOST_TAG,
+    PID_TAG,
+    STARTED_TAG,
+    UnknownCompetitions,
+    fail_orphaned_runs,
+    refresh,
+)
 from football_assets.resources.warehouse import Warehouse
-from football_assets.staleness import WAREHOUSE_RUN
+from football_assets.staleness import TABLES, WAREHOUSE_RUN
+from test_support.api_double import FootballApiDouble, make_team
 
 WAREHOUSE_ASSETS = [key.to_user_string() for key in WAREHOUSE_RUN]
 
@@ -180,3 +190,89 @@ def test_unknown_competitions_change_nothing_not_even_a_dead_refreshs_run(
     # A refresh that does run marks it failed, as before.
     refresh(snapshot_defs, instance, competitions=["2021"], echo=lambda _: None)
     assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_orphaned_runs_of_another_host_are_left_alone(instance: dg.DagsterInstance) -> None:
+    """Run storage shared by hosts (a deployment's PostgreSQL): a pid is only meaningful on
+    its own host, so another host's live run must never be marked failed from here."""
+
+    def started_run(host: str) -> DagsterRun:
+        return instance.add_run(
+            DagsterRun(
+                job_name="__ASSET_JOB",
+                run_id=make_new_run_id(),
+                status=dg.DagsterRunStatus.STARTED,
+                # A pid no process here has: dead here, alive (say) on its own host.
+                tags={HOST_TAG: host, PID_TAG: "999999999", STARTED_TAG: "1"},
+            )
+        )
+
+    here = started_run(socket.gethostname())
+    elsewhere = started_run(f"not-{socket.gethostname()}.example")
+
+    assert fail_orphaned_runs(instance) == [here.run_id]
+
+    assert instance.get_run_by_id(here.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(elsewhere.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+# ---- the summary's staleness rule, as a user sees it: summary.csv rewritten or not -----------
+
+
+def summary_writes(instance: dg.DagsterInstance) -> int:
+    return len(instance.fetch_materializations(dg.AssetKey("summary_csv"), limit=1000).records)
+
+
+def teams_of(summary: Path, competition: str) -> str:
+    with summary.open(encoding="utf-8", newline="") as handle:
+        rows = {row["competition_id"]: row for row in csv.DictReader(handle)}
+    return rows[competition]["number_of_teams"]
+
+
+def test_tables_rebuilt_from_new_answers_by_another_run_get_their_summary_rebuilt(
+    live_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    api_double: FootballApiDouble,
+    output_dir: Path,
+) -> None:
+    """Someone fetched Premier League's teams again and rebuilt the tables (the UI, another
+    run), not the report: the tables are current, the summary is not, so refresh rewrites it."""
+    refresh(live_defs, instance, echo=lambda _: None)
+    summary = output_dir / "summary.csv"
+    assert teams_of(summary, "2021") == "20"
+    api_double.data.add_team(2021, make_team(990_401, "Promoted FC"))
+    job = live_defs.resolve_implicit_global_asset_job_def()
+    other_runs = [
+        job.execute_in_process(
+            instance=instance, asset_selection=[RAW_TEAMS.key], partition_key="2021"
+        ),
+        job.execute_in_process(instance=instance, asset_selection=TABLES),
+    ]
+    assert all(run.success for run in other_runs)
+    written, before = summary_writes(instance), summary.stat()
+    assert teams_of(summary, "2021") == "20"  # the report still says what it said
+
+    again = refresh(live_defs, instance, echo=lambda _: None)
+
+    assert again.skipped is None
+    assert summary_writes(instance) == written + 1
+    assert summary.stat().st_ino != before.st_ino  # a new file replaced it
+    assert teams_of(summary, "2021") == "21"
+
+
+def test_tables_rebuilt_from_the_same_answers_leave_the_summary_alone(
+    snapshot_defs: dg.Definitions, instance: dg.DagsterInstance, output_dir: Path
+) -> None:
+    refresh(snapshot_defs, instance, echo=lambda _: None)
+    job = snapshot_defs.resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(instance=instance, asset_selection=TABLES).success
+    summary = output_dir / "summary.csv"
+    written, before, content = summary_writes(instance), summary.stat(), summary.read_bytes()
+
+    again = refresh(snapshot_defs, instance, echo=lambda _: None)
+
+    assert again.skipped is not None
+    assert summary_writes(instance) == written
+    after = summary.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert summary.read_bytes() == content

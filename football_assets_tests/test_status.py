@@ -11,11 +11,13 @@ from typing import Any
 
 import dagster as dg
 
+from football_assets.assets.ingestion import raw_competitions
 from football_assets.definitions import build_definitions
 from football_assets.refresh import refresh
 from football_assets.resources.defaults import BUDGET_SCHEMA
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
+from football_assets.staleness import WAREHOUSE_RUN
 from football_assets_tests.conftest import TEST_KEY, live_api
 from test_support.api_double import ApiData, FootballApiDouble
 from test_support.cli_runs import cli, user_env
@@ -173,3 +175,39 @@ def test_after_a_live_refresh_it_shows_the_servers_word_on_the_budget(
     assert all(a["source"] == "live API" for a in found["assets"])
     assert f"API budget  36 requests left until {clock} UTC (as the server last said)" in screen
     assert TEST_KEY not in screen + json.dumps(found)
+
+
+def test_mixed_provenance_names_both_sources(
+    tmp_path: Path,
+    snapshot_defs: dg.Definitions,
+    live_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    pg_url: str,
+    schema: str,
+    output_dir: Path,
+) -> None:
+    """Teams from the snapshot, the competition list fetched live since, the tables rebuilt
+    from both: status says both, not whichever it read first."""
+    refresh(snapshot_defs, instance, echo=lambda _: None)
+    job = live_defs.resolve_implicit_global_asset_job_def()
+    for selection in ([raw_competitions.key], WAREHOUSE_RUN):
+        assert job.execute_in_process(instance=instance, asset_selection=selection).success
+    env = user_env(
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),  # the `instance` fixture's folder
+        DATABASE_URL=pg_url,
+        FOOTBALL_DB_SCHEMA=schema,
+        FOOTBALL_OUTPUT_DIR=str(output_dir),
+    )
+
+    found, screen = status(tmp_path, env)
+
+    both = "live API + snapshot 2025-01-31"
+    assert {name: a["source"] for name, a in by_asset(found).items()} == {
+        "raw_competitions": "live API",
+        "raw_teams": "snapshot 2025-01-31",
+        "dim_competitions": "live API",
+        "dim_teams": both,
+        "fact_competitions": both,
+        "summary_csv": both,
+    }
+    assert screen.count(both) == 3

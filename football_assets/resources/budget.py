@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import sql
 from pyrate_limiter import Limiter, Rate, RateItem, SQLiteBucket
 
 from football_assets.redaction import SecretScrubber, database_url_secrets
@@ -266,35 +266,11 @@ class PostgresBudget(RequestBudget):
         return self._conn
 
     def _create_tables(self, conn: psycopg.Connection[Any]) -> None:
-        # Tables in place (in the search path, our schema): no DDL, which needs CREATE rights
-        # even where it would do nothing.
-        query = "SELECT to_regclass('budget_log') IS NULL OR to_regclass('budget_server') IS NULL"
-        if conn.execute(query).fetchone() == (False,):
-            return
-        ddl: list[sql.SQL | sql.Composed] = [
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema)),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS budget_log "
-                "(budget TEXT NOT NULL, stamp FLOAT8 NOT NULL)"
-            ),
-            sql.SQL("CREATE INDEX IF NOT EXISTS budget_log_stamp ON budget_log (budget, stamp)"),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS budget_server (api TEXT PRIMARY KEY, available "
-                "INTEGER NOT NULL, reset_at FLOAT8 NOT NULL, sent_at FLOAT8 NOT NULL)"
-            ),
-        ]
-        for attempt in range(2):
-            # IF NOT EXISTS alone races (two creators, one unique violation): our creators
-            # queue on a lock; anyone else's DDL may still win the race, hence one retry.
-            try:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("ddl"),))
-                    for statement in ddl:
-                        conn.execute(statement)
-                return
-            except (errors.UniqueViolation, errors.DuplicateSchema, errors.DuplicateTable):
-                if attempt:
-                    raise
+        # Tables, keys and index as declared: whatever is missing comes back (in one locked
+        # transaction); no DDL when nothing is, as DDL needs CREATE rights even then.
+        from football_assets.resources.budget_schema import heal_budget_schema
+
+        heal_budget_schema(conn, self._schema, _lock_key("ddl"))
 
     @contextmanager
     def _transaction(self) -> Iterator[_Tx]:

@@ -26,15 +26,17 @@ from football_assets.resources.postgres_server import (
     start_embedded_postgres,
 )
 from football_assets.resources.raw_records import RawRecord
+from football_assets.resources.schema_healing import Healing, SchemaRefused, heal_schema
 from football_assets.resources.warehouse_errors import (
     DatabaseUnavailable,
+    LoadRefused,
     Transaction,
     WarehouseError,
     connection_failed,
     database_unavailable,
     validate_schema_name,
 )
-from football_assets.resources.warehouse_schema import ADDED_COLUMNS, RAW_RESPONSES, tables
+from football_assets.resources.warehouse_schema import RAW_RESPONSES, tables
 from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, replace_table
 
 if TYPE_CHECKING:
@@ -55,6 +57,12 @@ _RAW_COLUMNS = [
 ]
 
 
+# Tables whose rows are derived from the raw answers: when their rows forbid restoring a key
+# (a dimension dropped by hand leaves orphan pairs), a load empties them in the transaction that
+# reloads them.
+REBUILT_TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
+
+
 class Warehouse(dg.ConfigurableResource):
     """The PostgreSQL database the tables live in: `DATABASE_URL`, or an embedded server."""
 
@@ -65,6 +73,7 @@ class Warehouse(dg.ConfigurableResource):
     embedded_pgdata: str = DEFAULT_EMBEDDED_PGDATA
 
     _engine: Engine | None = PrivateAttr(default=None)
+    _restored: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def schema(self) -> str:  # type: ignore[override]  # shadows pydantic v1's deprecated schema()
@@ -118,22 +127,46 @@ class Warehouse(dg.ConfigurableResource):
             self._engine = None
 
     def _ensure_schema(self, engine: Engine) -> None:
+        """Restore what the declared schema has and the database lacks (a table dropped by
+        hand takes the foreign keys of other tables with it: they come back too), except
+        what the rows in place forbid: reads go on, and the next load restores it or refuses."""
         try:
             with engine.begin() as conn:
-                # Two steps creating the schema at once would race on the catalog.
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": self.schema}
-                )
-                conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
-                tables(self.schema).create_all(conn, checkfirst=True)
-                for table_name, columns in ADDED_COLUMNS.items():
-                    for column, type_ in columns.items():
-                        conn.exec_driver_sql(
-                            f'ALTER TABLE "{self.schema}"."{table_name}" '
-                            f'ADD COLUMN IF NOT EXISTS "{column}" {type_}'
-                        )
+                healing = self._heal(conn, strict=False)
         except sa.exc.OperationalError as exc:
             raise database_unavailable(self.describe(), exc) from None
+        for line in healing.left:
+            dg.get_dagster_logger().warning("%s (the next load of the tables restores it)", line)
+
+    def _heal(self, conn: sa.Connection, *, strict: bool) -> Healing:
+        key = {"k": self.schema}
+
+        def lock() -> None:  # two healers at once would race on the catalog
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), key)
+
+        declared = tables(self.schema)
+        # Strict, in a load's transaction: its tables may be emptied, as it reloads them.
+        rebuilt = REBUILT_TABLES if strict else ()
+        try:
+            healing = heal_schema(
+                _driver(conn), declared, _refused_hint, rebuilt=rebuilt, strict=strict, lock=lock
+            )
+        except SchemaRefused as exc:
+            raise LoadRefused(f"{exc}; every table keeps its previous contents") from None
+        self._restored += healing.restored
+        created = {f"table {t.schema}.{t.name}" for t in declared.sorted_tables}
+        if healing.restored and not created <= set(healing.restored):  # not a first set-up
+            dg.get_dagster_logger().warning(
+                "Restored in %s what the warehouse declares and it lacked: %s.",
+                self.describe(),
+                "; ".join(healing.restored),
+            )
+        return healing
+
+    @property
+    def restored(self) -> list[str]:
+        """What this resource restored (tables, columns, keys, indexes), [] when nothing."""
+        return list(self._restored)
 
     def transaction(self) -> Transaction:
         return Transaction(self.get_engine, self.describe)
@@ -220,6 +253,7 @@ class Warehouse(dg.ConfigurableResource):
         failure or a kill at any point leaves every table as it was."""
         stats: dict[str, LoadStats] = {}
         with self.transaction() as conn:
+            self._heal(conn, strict=True)  # what reads could not restore, with the load
             cursor = _driver(conn).cursor()
             for name, rows in loads:
                 stats[name] = replace_table(cursor, self.table(name), rows)
@@ -246,6 +280,10 @@ class Warehouse(dg.ConfigurableResource):
         text = statement.replace("{schema}", f'"{self.schema}"')
         with self.get_engine().connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.text(text), params)]
+
+
+def _refused_hint(table: str) -> str:
+    return f"delete or fix the rows of {table} that break it, then re-run"
 
 
 def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:

@@ -1,8 +1,9 @@
 """The warehouse's tables, declared once: columns, keys, foreign keys, and their Dagster metadata.
 
-Nothing else in the project writes DDL. The schema name ends up in every statement, so only a
-plain, private, lower-case identifier is accepted (`validate_schema_name`, which lives with the
-warehouse's errors so that settings can check it without importing Dagster).
+DDL comes from these declarations only (`schema_healing` compiles them). The schema name ends
+up in every statement, so only a plain, private, lower-case identifier is accepted
+(`validate_schema_name`, which lives with the warehouse's errors so that settings can check it
+without importing Dagster).
 """
 
 from __future__ import annotations
@@ -113,13 +114,6 @@ def tables(schema: str) -> sa.MetaData:
 
 def table(schema: str, name: str) -> sa.Table:
     return tables(schema).tables[f"{schema}.{name}"]
-
-
-# Columns added after the first release: created tables get them from the declaration above,
-# existing ones from these idempotent statements.
-ADDED_COLUMNS = {
-    RAW_RESPONSES: {"payload_exact": "text", "sanitized_fields": "text[]"},
-}
 
 
 def column_schema(schema: str, table_name: str) -> dg.TableSchema:
