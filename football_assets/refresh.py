@@ -32,7 +32,13 @@ from football_assets.automation import contiguous_ranges
 from football_assets.policies import API_RUN_TAGS
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
-from football_assets.staleness import WAREHOUSE_RUN, stale_reasons
+from football_assets.staleness import (
+    REPORT,
+    WAREHOUSE_RUN,
+    last_build_run,
+    report_reasons,
+    table_reasons,
+)
 
 # Which process ran a refresh run, so a later refresh can tell whether it died.
 PID_TAG = "football/pid"
@@ -68,6 +74,7 @@ class RefreshReport:
     partitions: list[str] = field(default_factory=list)
     skipped: str | None = None  # why the tables were not rebuilt; None when they were
     orphans: list[str] = field(default_factory=list)  # runs of dead refreshes marked failed
+    changed: list[str] = field(default_factory=list)  # tables and report the refresh rewrote
 
 
 def _process_tags() -> dict[str, str]:
@@ -222,17 +229,37 @@ def refresh(
     with dg.build_resources(needed, instance=instance) as resources:
         store, output = resources.warehouse, resources.summary_output
         assert isinstance(store, Warehouse) and isinstance(output, OutputLocation)
-        reasons = [] if force else stale_reasons(instance, store, output)
-    if not force and not reasons:
-        latest = instance.get_latest_materialization_event(WAREHOUSE_RUN[0])
-        report.skipped = (
-            "skipped dim_competitions, dim_teams, fact_competitions, summary_csv: the raw "
-            f"answers are unchanged since run {latest.run_id if latest else '?'} built them "
-            "(their data and code versions match), so a rebuild would change nothing"
+        tables = [] if force else table_reasons(store)
+        report_stale = bool(report_reasons(instance, output))
+        if not force and not tables and not report_stale:
+            report.skipped = (
+                "skipped dim_competitions, dim_teams, fact_competitions, summary_csv: the raw "
+                f"answers are unchanged since run {last_build_run(store) or '?'} built them "
+                "(the inputs and code it recorded match), so a rebuild would change nothing"
+            )
+            echo(f"football-assets: {report.skipped}")
+            return report
+        started = time.monotonic()
+        if force or tables:
+            report.run_ids.append(_run(defs, instance, WAREHOUSE_RUN, {}, run_config))
+            report.changed = _materialized(instance, report.run_ids[-1])
+            # Dagster skips the report's step when either table it reads did not change: if
+            # the other one did, the report is written in a run of its own.
+            report_stale = bool(report_reasons(instance, output))
+        if report_stale:
+            report.run_ids.append(_run(defs, instance, [REPORT], {}, run_config))
+            report.changed += _materialized(instance, report.run_ids[-1])
+    if not report.changed:
+        echo(
+            "football-assets: nothing changed: the new answers hold the same rows; "
+            "no table or report was written"
         )
-        echo(f"football-assets: {report.skipped}")
-        return report
-    started = time.monotonic()
-    report.run_ids.append(_run(defs, instance, WAREHOUSE_RUN, {}, run_config))
     phase("done", {"warehouse_seconds": time.monotonic() - started})
     return report
+
+
+def _materialized(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The assets a run materialized, by name."""
+    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    keys = [r.dagster_event.asset_key for r in records if r.dagster_event is not None]
+    return [key.to_user_string() for key in dict.fromkeys(keys) if key is not None]

@@ -7,10 +7,11 @@ are extracted here: `dim_competitions` from the (small) competition list in Pyth
 two by SQL over the stored JSONB answers of every competition, so thousands of payloads never
 become Python objects. Only competitions the API lists now reach the tables.
 
-Versions: each table's data version is derived from what it was built from (its code version
-and the SHA-256 of every raw answer it read), so a rebuild from unchanged answers reports the
-same version, and nothing downstream moves. `refresh` compares `expected_versions` with the
-last materializations to skip a rebuild that would change nothing.
+Versions come from rows: the step builds each table's new rows, compares them with the
+committed ones in SQL, and writes (and materializes) only the tables whose rows differ; a
+changed table's data version is the SHA-256 of its rows, computed in PostgreSQL. So answers
+that changed only in bytes (a matchday advanced) move nothing downstream. What the build read
+(`inputs_version`) is recorded in `table_versions`, in the same transaction, for `refresh`.
 """
 
 import hashlib
@@ -22,6 +23,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from football_assets.assets.change_sets import change_metadata
 from football_assets.assets.ingestion import RAW_TEAMS, raw_competitions
 from football_assets.payloads import PayloadError, competition_ids, parse_competitions
 from football_assets.policies import (
@@ -125,9 +127,10 @@ def _version(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def expected_versions(warehouse: Warehouse) -> dict[str, str] | None:
-    """The data version each table would get if built now from the stored raw answers; None
-    while the competition list was never stored."""
+def inputs_version(warehouse: Warehouse) -> str | None:
+    """What a build now would read: this code and the SHA-256 of each stored answer it uses;
+    None while the competition list was never stored. Recorded in `table_versions` by each
+    build, so `refresh` can tell a build would change nothing without running it."""
     latest = warehouse.latest_raw("raw_competitions", [""])
     if "" not in latest:
         return None
@@ -137,12 +140,7 @@ def expected_versions(warehouse: Warehouse) -> dict[str, str] | None:
     except PayloadError:
         return None
     teams = warehouse.latest_raw_sha256("raw_teams", listed)
-    both = _version(CODE_VERSION, competitions_sha, teams)
-    return {
-        "dim_competitions": _version(CODE_VERSION, competitions_sha),
-        "dim_teams": both,
-        "fact_competitions": both,
-    }
+    return _version(CODE_VERSION, competitions_sha, teams)
 
 
 # ---- the assets --------------------------------------------------------------------------------
@@ -161,6 +159,8 @@ def _spec(name: str, deps: list[Any], description: str) -> dg.AssetSpec:
         # What the IO manager reads when this asset is an input or load_asset_value asks for it.
         metadata={"dagster/table_name": name},
         description=description,
+        # A table whose rows did not change records no materialization (nothing downstream moves).
+        skippable=True,
     ).with_io_manager_key(IO_MANAGER)
 
 
@@ -201,16 +201,18 @@ def warehouse_tables(
 ) -> Iterator[dg.MaterializeResult]:
     listed = competition_ids(raw_competitions)
     teams_from = raw_teams.only(listed)
-    # Read before the load: should newer answers land meanwhile, the version understates what
+    # Read before the load: should newer answers land meanwhile, the record understates what
     # the tables hold (the next refresh rebuilds) rather than vouching for data they lack.
-    versions = expected_versions(warehouse) or {}
+    seen = inputs_version(warehouse) or ""
     try:
         stats = warehouse.load_tables(
             [
                 ("dim_competitions", competition_rows(raw_competitions)),
                 ("dim_teams", RowsFromRaw(team_rows_sql(warehouse.table("dim_teams")), teams_from)),
                 ("fact_competitions", RowsFromRaw(MEMBERSHIP_ROWS_SQL, teams_from)),
-            ]
+            ],
+            inputs_version=seen,
+            run_id=context.run.run_id,
         )
     except DatabaseUnavailable:
         raise  # the connection failed: the step's retry policy may well succeed
@@ -221,6 +223,14 @@ def warehouse_tables(
     for spec in WAREHOUSE_SPECS:
         name = spec.key.to_user_string()
         loaded = stats[name]
+        if not loaded.changes.changed:
+            context.log.info(
+                "%s.%s: no row changed (%d rows); not written, no new materialization.",
+                warehouse.schema,
+                name,
+                loaded.rows,
+            )
+            continue
         context.log.info(
             "%s.%s now holds %d rows (%d inserted, %d updated, %d deleted).",
             warehouse.schema,
@@ -236,9 +246,7 @@ def warehouse_tables(
                 "dagster/row_count": loaded.rows,
                 "dagster/column_schema": column_schema(warehouse.schema, name),
                 "dagster/relation_identifier": f"{warehouse.schema}.{name}",
-                "rows_inserted": loaded.inserted,
-                "rows_updated": loaded.updated,
-                "rows_deleted": loaded.deleted,
+                **change_metadata(loaded.changes),
             },
-            data_version=dg.DataVersion(versions[name]) if name in versions else None,
+            data_version=dg.DataVersion(loaded.version) if loaded.version else None,
         )

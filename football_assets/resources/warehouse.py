@@ -34,7 +34,12 @@ from football_assets.resources.warehouse_errors import (
     database_unavailable,
     validate_schema_name,
 )
-from football_assets.resources.warehouse_schema import ADDED_COLUMNS, RAW_RESPONSES, tables
+from football_assets.resources.warehouse_schema import (
+    ADDED_COLUMNS,
+    RAW_RESPONSES,
+    TABLE_VERSIONS,
+    tables,
+)
 from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, replace_table
 
 if TYPE_CHECKING:
@@ -215,15 +220,60 @@ class Warehouse(dg.ConfigurableResource):
 
     # ---- tables -----------------------------------------------------------------------
 
-    def load_tables(self, loads: Sequence[tuple[str, Rows]]) -> dict[str, LoadStats]:
+    def load_tables(
+        self,
+        loads: Sequence[tuple[str, Rows]],
+        *,
+        inputs_version: str | None = None,
+        run_id: str = "",
+    ) -> dict[str, LoadStats]:
         """Make each named table hold exactly its rows, in order, all in ONE transaction: a
-        failure or a kill at any point leaves every table as it was."""
+        failure or a kill at any point leaves every table as it was. A table whose rows are
+        equal is not written. With `inputs_version`, what the build read is recorded in
+        `table_versions`, in the same transaction."""
         stats: dict[str, LoadStats] = {}
         with self.transaction() as conn:
             cursor = _driver(conn).cursor()
             for name, rows in loads:
                 stats[name] = replace_table(cursor, self.table(name), rows)
+            if inputs_version is not None:
+                self._record_build(cursor, stats, inputs_version, run_id)
         return stats
+
+    def _record_build(
+        self,
+        cursor: psycopg.Cursor[Any],
+        stats: dict[str, LoadStats],
+        inputs_version: str,
+        run_id: str,
+    ) -> None:
+        cursor.executemany(
+            sql.SQL(
+                "INSERT INTO {t} (table_name, inputs_version, data_version, row_count, "
+                "checked_run_id, changed_run_id) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (table_name) DO UPDATE SET inputs_version = EXCLUDED.inputs_version, "
+                "data_version = coalesce(EXCLUDED.data_version, {t}.data_version), "
+                "row_count = EXCLUDED.row_count, checked_run_id = EXCLUDED.checked_run_id, "
+                "checked_at = now(), "
+                "changed_run_id = coalesce(EXCLUDED.changed_run_id, {t}.changed_run_id)"
+            ).format(t=sql.Identifier(self.schema, TABLE_VERSIONS)),
+            [
+                (
+                    name,
+                    inputs_version,
+                    loaded.version,
+                    loaded.rows,
+                    run_id,
+                    run_id if loaded.changes.changed else None,
+                )
+                for name, loaded in stats.items()
+            ],
+        )
+
+    def table_versions(self) -> dict[str, dict[str, Any]]:
+        """What each table's last build recorded (`table_versions`), by table name."""
+        rows = self.query("SELECT * FROM {schema}.table_versions")
+        return {row["table_name"]: row for row in rows}
 
     def read_frame(self, name: str) -> pd.DataFrame:
         """The table as a pandas DataFrame (pandas is imported here only, when asked for)."""

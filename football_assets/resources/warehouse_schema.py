@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from football_assets.resources.warehouse_errors import validate_schema_name
 
 RAW_RESPONSES = "raw_responses"
+TABLE_VERSIONS = "table_versions"
 
 
 def _define_tables(schema: str) -> sa.MetaData:
@@ -102,6 +103,26 @@ def _define_tables(schema: str) -> sa.MetaData:
         ),
         sa.Index("fact_competitions_team", "team_id"),
         comment="Which team plays in which competition, per the latest API answer.",
+    )
+    sa.Table(
+        TABLE_VERSIONS,
+        metadata,
+        sa.Column("table_name", sa.Text, primary_key=True),
+        sa.Column(
+            "inputs_version",
+            sa.Text,
+            nullable=False,
+            comment="The code version and raw answers the last build read (a hash of them).",
+        ),
+        sa.Column("data_version", sa.Text, comment="SHA-256 of the rows, as of the last change."),
+        sa.Column("row_count", sa.BigInteger, nullable=False),
+        sa.Column("checked_run_id", sa.Text, nullable=False, comment="The last build's run."),
+        sa.Column(
+            "checked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("changed_run_id", sa.Text, comment="The last run that changed its rows."),
+        comment="Bookkeeping, written with the tables: what each table's last build saw, so a "
+        "build that changed no row (and so recorded no materialization) still counts.",
     )
     return metadata
 
