@@ -40,7 +40,13 @@ from football_assets.resources.warehouse_schema import (
     TABLE_VERSIONS,
     tables,
 )
-from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, replace_table
+from football_assets.resources.warehouse_sql import (
+    LoadStats,
+    Rows,
+    latest_sql,
+    replace_table,
+    stats_of,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -236,6 +242,13 @@ class Warehouse(dg.ConfigurableResource):
             cursor = _driver(conn).cursor()
             for name, rows in loads:
                 stats[name] = replace_table(cursor, self.table(name), rows)
+            if any(s.changes.changed for s in stats.values()):
+                # A table materialized with a changed sibling needs its version too.
+                for name, loaded in stats.items():
+                    if loaded.version is None:
+                        stats[name] = stats_of(
+                            cursor, self.table(name), loaded.changes, with_version=True
+                        )
             if inputs_version is not None:
                 self._record_build(cursor, stats, inputs_version, run_id)
         return stats

@@ -110,18 +110,23 @@ def replace_table(cursor: psycopg.Cursor[Any], target: sa.Table, rows: Rows) -> 
     session_settings(cursor)
     build(cursor, target, rows)
     changes = table_changes.compare(cursor, target)
-    version: str | None = None
     if changes.changed:
         table_changes.apply(cursor, target, changes)
+    drop_stage(cursor, target)
+    return stats_of(cursor, target, changes, with_version=changes.changed)
+
+
+def stats_of(
+    cursor: psycopg.Cursor[Any], target: sa.Table, changes: ChangeSet, *, with_version: bool
+) -> LoadStats:
+    """What the table holds now; its rows' version only when asked (it reads every row)."""
+    version: str | None = None
+    if with_version:
         version, total = table_changes.rows_version(cursor, target)
     else:
-        cursor.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(
-                sql.Identifier(str(target.schema), target.name)
-            )
-        )
+        table = sql.Identifier(str(target.schema), target.name)
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
         (total,) = cursor.fetchone()  # type: ignore[misc]
-    drop_stage(cursor, target)
     return LoadStats(
         rows=total,
         inserted=changes.inserted,
