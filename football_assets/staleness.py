@@ -23,12 +23,13 @@ from dagster._core.definitions.data_version import (
     get_input_data_version_tag,
 )
 
-from football_assets.assets import reporting, warehouse
+from football_assets.assets import history, reporting, warehouse
 from football_assets.resources.output import OutputError, OutputLocation
 from football_assets.resources.warehouse import Warehouse
 
 TABLES = [spec.key for spec in warehouse.WAREHOUSE_SPECS]
 REPORT = reporting.summary_csv.key
+HISTORY = {spec.key.to_user_string() for spec in history.HISTORY_SPECS}
 # What the warehouse run builds: the three tables (one step) and the report.
 WAREHOUSE_RUN = [*TABLES, REPORT]
 
@@ -49,6 +50,9 @@ def table_reasons(store: Warehouse) -> list[str]:
             reasons.append(f"{name} was built from other raw answers or by other code")
         elif built["row_count"] != store.count_rows(name):
             reasons.append(f"{name} no longer holds the rows its last build left")
+        elif name in HISTORY and built["data_version"] != store.rows_version(name):
+            # A history edited in place keeps its row count; its rows' hash tells.
+            reasons.append(f"{name} differs from what its last build wrote (edited by hand?)")
     return reasons
 
 

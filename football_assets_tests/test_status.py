@@ -118,6 +118,13 @@ def test_after_a_snapshot_refresh(
     assert "Zero teams  Campeonato Brasileiro Série A (2013)" in screen
     assert screen.count("PASS (warn after 26 h, fail after 50 h)") == 4
     assert screen.count("snapshot 2025-01-31") == 6
+    # Each table's last change set (its materializations are its changes).
+    assert assets["dim_teams"]["last_change"] == {"inserted": 226, "updated": 0, "deleted": 0}
+    assert assets["summary_csv"]["last_change"] is None
+    assert (
+        "Last change dim_competitions +13 ~0 -0, dim_teams +226 ~0 -0, "
+        "fact_competitions +264 ~0 -0" in screen
+    )
 
 
 def test_after_a_live_refresh_it_shows_the_servers_word_on_the_budget(

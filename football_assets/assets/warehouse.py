@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from football_assets.assets.change_sets import change_metadata
+from football_assets.assets.history import HISTORY_CODE_VERSION, HISTORY_SPECS
 from football_assets.assets.ingestion import RAW_TEAMS, raw_competitions
 from football_assets.payloads import PayloadError, competition_ids, parse_competitions
 from football_assets.policies import (
@@ -76,24 +77,30 @@ _APPEARANCES = """
 FROM latest
 CROSS JOIN LATERAL jsonb_array_elements(latest.payload -> 'teams') WITH ORDINALITY AS a(team, n)
 """
-# The load order (by competition id, then as listed) breaks ties among duplicate teams: the
-# last one wins. Computed, not a window: ordering first would sort every team's JSON.
-_ORDER = "latest.partition_key::bigint * 1000000000 + a.n AS _ord"
+# Among duplicate teams the latest fetched answer wins, then the last listed: the rule
+# dim_teams_history follows in time, so its current versions equal dim_teams. A row value,
+# not a window: ordering first would sort every team's JSON.
+_ORDER = "ROW(latest.fetched_at, latest.id, a.n) AS _ord"
 
 
 def _json_text(path: tuple[str, ...]) -> str:
     return "a.team #>> '{" + ",".join(path) + "}'"
 
 
-def team_rows_sql(table: sa.Table) -> str:
-    """SELECT dim_teams' columns (and `_ord`) from `latest(partition_key, payload)`."""
+def team_columns(table: sa.Table) -> list[str]:
+    """dim_teams' columns as `expression AS name` over `a.team`, one listed team's JSON."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     column_types = {c.name: c.type.compile(dialect=dialect).lower() for c in table.columns}
-    columns = [
+    return [
         f"({_json_text(path)}){_CASTS.get(column_types[name], '')} AS {name}"
         for name, path in TEAM_FIELDS.items()
     ]
-    return "SELECT " + ",\n       ".join([*columns, _ORDER]) + _APPEARANCES
+
+
+def team_rows_sql(table: sa.Table) -> str:
+    """SELECT dim_teams' columns (and `_ord`) from `latest(partition_key, payload, fetched_at,
+    id)`."""
+    return "SELECT " + ",\n       ".join([*team_columns(table), _ORDER]) + _APPEARANCES
 
 
 MEMBERSHIP_ROWS_SQL = f"""
@@ -147,7 +154,9 @@ def inputs_version(warehouse: Warehouse) -> str | None:
     except PayloadError:
         return None
     teams = warehouse.latest_raw_sha256("raw_teams", listed)
-    return _version(CODE_VERSION, competitions_sha, teams)
+    # The history tables read every stored answer, but an answer equal to the one before it
+    # adds nothing to them: the latest answers' SHA-256s stand for what they read too.
+    return _version(CODE_VERSION, HISTORY_CODE_VERSION, competitions_sha, teams)
 
 
 # ---- the assets --------------------------------------------------------------------------------
@@ -186,7 +195,7 @@ FACT_COMPETITIONS = _spec(
     [raw_competitions, RAW_TEAMS, DIM_COMPETITIONS, DIM_TEAMS],
     "Which team plays in which competition (competition_id, team_id), per the API now.",
 )
-WAREHOUSE_SPECS = [DIM_COMPETITIONS, DIM_TEAMS, FACT_COMPETITIONS]
+WAREHOUSE_SPECS = [DIM_COMPETITIONS, DIM_TEAMS, FACT_COMPETITIONS, *HISTORY_SPECS]
 
 
 @dg.multi_asset(
@@ -197,7 +206,7 @@ WAREHOUSE_SPECS = [DIM_COMPETITIONS, DIM_TEAMS, FACT_COMPETITIONS]
         "raw_teams": dg.AssetIn(RAW_TEAMS.key),
     },
     retry_policy=DATABASE_RETRY,
-    # The three change together or not at all: selecting one builds all three.
+    # The tables change together or not at all: selecting one builds them all.
     can_subset=False,
 )
 def warehouse_tables(
@@ -220,6 +229,7 @@ def warehouse_tables(
             ],
             inputs_version=seen,
             run_id=context.run.run_id,
+            history_columns=team_columns(warehouse.table("dim_teams")),
         )
     except DatabaseUnavailable:
         raise  # the connection failed: the step's retry policy may well succeed

@@ -21,11 +21,14 @@ from sqlalchemy.engine import Engine
 
 from football_assets.redaction import DatabaseUrlError, parse_database_url, redact_database_url
 from football_assets.resources.defaults import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
+from football_assets.resources.history_sql import MEMBERSHIP, compare_history
+from football_assets.resources.history_sql import TEAMS as TEAMS_HISTORY
 from football_assets.resources.postgres_server import (
     EmbeddedPostgresError,
     start_embedded_postgres,
 )
 from football_assets.resources.raw_records import RawRecord
+from football_assets.resources.table_changes import ChangeSet, rows_version
 from football_assets.resources.warehouse_errors import (
     DatabaseUnavailable,
     Transaction,
@@ -34,19 +37,13 @@ from football_assets.resources.warehouse_errors import (
     database_unavailable,
     validate_schema_name,
 )
+from football_assets.resources.warehouse_load import load_all
 from football_assets.resources.warehouse_schema import (
     ADDED_COLUMNS,
     RAW_RESPONSES,
-    TABLE_VERSIONS,
     tables,
 )
-from football_assets.resources.warehouse_sql import (
-    LoadStats,
-    Rows,
-    latest_sql,
-    replace_table,
-    stats_of,
-)
+from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, session_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,56 +229,37 @@ class Warehouse(dg.ConfigurableResource):
         *,
         inputs_version: str | None = None,
         run_id: str = "",
+        history_columns: list[str] | None = None,
     ) -> dict[str, LoadStats]:
         """Make each named table hold exactly its rows, in order, all in ONE transaction: a
         failure or a kill at any point leaves every table as it was. A table whose rows are
-        equal is not written. With `inputs_version`, what the build read is recorded in
-        `table_versions`, in the same transaction."""
-        stats: dict[str, LoadStats] = {}
+        equal is not written. With `history_columns` (dim_teams' columns over one team's JSON)
+        the history tables are rebuilt too; with `inputs_version`, what the build read is
+        recorded in `table_versions`; both in the same transaction (`warehouse_load`)."""
         with self.transaction() as conn:
-            cursor = _driver(conn).cursor()
-            for name, rows in loads:
-                stats[name] = replace_table(cursor, self.table(name), rows)
-            if any(s.changes.changed for s in stats.values()):
-                # A table materialized with a changed sibling needs its version too.
-                for name, loaded in stats.items():
-                    if loaded.version is None:
-                        stats[name] = stats_of(
-                            cursor, self.table(name), loaded.changes, with_version=True
-                        )
-            if inputs_version is not None:
-                self._record_build(cursor, stats, inputs_version, run_id)
-        return stats
+            return load_all(
+                _driver(conn).cursor(),
+                tables(self.schema),
+                loads,
+                history_columns=history_columns,
+                inputs_version=inputs_version,
+                run_id=run_id,
+            )
 
-    def _record_build(
-        self,
-        cursor: psycopg.Cursor[Any],
-        stats: dict[str, LoadStats],
-        inputs_version: str,
-        run_id: str,
-    ) -> None:
-        cursor.executemany(
-            sql.SQL(
-                "INSERT INTO {t} (table_name, inputs_version, data_version, row_count, "
-                "checked_run_id, changed_run_id) VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (table_name) DO UPDATE SET inputs_version = EXCLUDED.inputs_version, "
-                "data_version = coalesce(EXCLUDED.data_version, {t}.data_version), "
-                "row_count = EXCLUDED.row_count, checked_run_id = EXCLUDED.checked_run_id, "
-                "checked_at = now(), "
-                "changed_run_id = coalesce(EXCLUDED.changed_run_id, {t}.changed_run_id)"
-            ).format(t=sql.Identifier(self.schema, TABLE_VERSIONS)),
-            [
-                (
-                    name,
-                    inputs_version,
-                    loaded.version,
-                    loaded.rows,
-                    run_id,
-                    run_id if loaded.changes.changed else None,
-                )
-                for name, loaded in stats.items()
-            ],
-        )
+    def history_drift(self, team_columns: list[str]) -> dict[str, ChangeSet]:
+        """What rebuilding the history tables now would change, computed and rolled back."""
+        with self.get_engine().connect() as conn:  # never committed: rolled back on close
+            cursor = _driver(conn).cursor()
+            session_settings(cursor)
+            history = {name: self.table(name) for name in (TEAMS_HISTORY, MEMBERSHIP)}
+            return compare_history(cursor, history, team_columns)
+
+    def rows_version(self, name: str) -> str:
+        """The table's data version as a build computes it (SHA-256 of its rows)."""
+        with self.get_engine().connect() as conn:
+            cursor = _driver(conn).cursor()
+            session_settings(cursor)
+            return rows_version(cursor, self.table(name))[0]
 
     def table_versions(self) -> dict[str, dict[str, Any]]:
         """What each table's last build recorded (`table_versions`), by table name."""

@@ -104,6 +104,32 @@ def _define_tables(schema: str) -> sa.MetaData:
         sa.Index("fact_competitions_team", "team_id"),
         comment="Which team plays in which competition, per the latest API answer.",
     )
+    # History: versions outlive the current rows (a team gone from every competition keeps its
+    # past), so no foreign key to dim_teams or dim_competitions; keys and CHECKs instead.
+    sa.Table(
+        "dim_teams_history",
+        metadata,
+        *[c._copy() for c in metadata.tables[f"{schema}.dim_teams"].columns],
+        sa.Column("valid_from", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("valid_to", sa.DateTime(timezone=True), comment="NULL while current"),
+        sa.Column("is_current", sa.Boolean, nullable=False),
+        sa.CheckConstraint("valid_to IS NULL OR valid_to > valid_from", "valid_interval"),
+        sa.CheckConstraint("is_current = (valid_to IS NULL)", "current_is_open"),
+        sa.Index("dim_teams_history_current", "id", unique=True, postgresql_where="is_current"),
+        comment="One row per version of a team; times are when the API said it (fetched_at).",
+    )
+    sa.Table(
+        "competition_membership_history",
+        metadata,
+        sa.Column("competition_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("team_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("joined_at", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("season_id", sa.Integer),
+        sa.Column("left_at", sa.DateTime(timezone=True), comment="NULL while a member"),
+        sa.CheckConstraint("left_at IS NULL OR left_at > joined_at", "valid_interval"),
+        sa.Index("competition_membership_history_team", "team_id"),
+        comment="Which team played in which competition (and season), from when until when.",
+    )
     sa.Table(
         TABLE_VERSIONS,
         metadata,

@@ -95,7 +95,7 @@ def build(cursor: psycopg.Cursor[Any], target: sa.Table, rows: Rows) -> None:
     table_changes.create_stage(cursor, target)
     if isinstance(rows, RowsFromRaw):
         source = sql.SQL("latest AS ({latest}), rows AS ({select})").format(
-            latest=latest_sql(str(target.schema), ["payload"]),
+            latest=latest_sql(str(target.schema), ["payload", "fetched_at", "id"]),
             select=sql.SQL(rows.select_sql),  # type: ignore[arg-type]
         )
         params = {"keys": list(rows.source.partition_keys), "asset": rows.source.asset}
