@@ -233,7 +233,7 @@ def refresh(
         report_stale = bool(report_reasons(instance, output))
         if not force and not tables and not report_stale:
             report.skipped = (
-                "skipped dim_competitions, dim_teams, fact_competitions, summary_csv: the raw "
+                f"skipped {', '.join(k.to_user_string() for k in WAREHOUSE_RUN)}: the raw "
                 f"answers are unchanged since run {last_build_run(store) or '?'} built them "
                 "(the inputs and code it recorded match), so a rebuild would change nothing"
             )
