@@ -25,12 +25,25 @@ TEAMS = "dim_teams_history"
 MEMBERSHIP = "competition_membership_history"
 _LAST = 9223372036854775807  # sorts a departure after the statements of the same instant
 
+# An answer that lists the same teams, alike in every detail, in the same season as the answer
+# before it adds nothing to either history (a matchday advanced, the same answer fetched
+# again): only the others are read team by team, which keeps the rebuild's cost to the
+# answers that changed something, plus one hash per answer.
 _ANSWERS = """
 CREATE TEMP TABLE hist_answers ON COMMIT DROP AS
-SELECT r.id AS answer_id, r.partition_key::integer AS competition_id, r.fetched_at,
-       (r.payload #>> '{{season,id}}')::numeric::integer AS season_id,
-       row_number() OVER (PARTITION BY r.partition_key ORDER BY r.id) AS n
-FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''
+WITH a AS (
+    SELECT r.id AS answer_id, r.partition_key::integer AS competition_id, r.fetched_at,
+           (r.payload #>> '{{season,id}}')::numeric::integer AS season_id,
+           md5(coalesce((r.payload -> 'teams')::text, '')) AS content
+    FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''),
+b AS (
+    SELECT *, max(fetched_at) OVER (PARTITION BY competition_id) AS last_fetched_at,
+           (content, season_id) IS NOT DISTINCT FROM (lag(content) OVER w, lag(season_id) OVER w)
+           AS repeated
+    FROM a WINDOW w AS (PARTITION BY competition_id ORDER BY answer_id))
+SELECT answer_id, competition_id, fetched_at, season_id, last_fetched_at,
+       row_number() OVER (PARTITION BY competition_id ORDER BY answer_id) AS n
+FROM b WHERE NOT repeated
 """
 
 _STATEMENTS = """
@@ -50,7 +63,7 @@ islands AS (SELECT *, n - row_number() OVER (PARTITION BY competition_id, team_i
 spans AS (SELECT competition_id, team_id, season_id, min(fetched_at) AS joined_at,
                  max(n) AS last_n
           FROM islands GROUP BY competition_id, team_id, season_id, grp),
-last_answer AS (SELECT competition_id, max(n) AS n, max(fetched_at) AS fetched_at
+last_answer AS (SELECT competition_id, max(n) AS n, max(last_fetched_at) AS fetched_at
                 FROM hist_answers GROUP BY competition_id),
 latest_list AS (SELECT payload FROM {raw} WHERE asset = 'raw_competitions'
                 ORDER BY id DESC LIMIT 1),
