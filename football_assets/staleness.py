@@ -50,7 +50,11 @@ def table_reasons(store: Warehouse) -> list[str]:
             reasons.append(f"{name} was built from other raw answers or by other code")
         elif built["row_count"] != store.count_rows(name):
             reasons.append(f"{name} no longer holds the rows its last build left")
-        elif name in HISTORY and built["data_version"] != store.rows_version(name):
+        elif (
+            name in HISTORY
+            and built["data_version"] is not None
+            and built["data_version"] != store.rows_version(name)
+        ):
             # A history edited in place keeps its row count; its rows' hash tells.
             reasons.append(f"{name} differs from what its last build wrote (edited by hand?)")
     return reasons

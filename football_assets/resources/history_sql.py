@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from football_assets.resources import table_changes
-from football_assets.resources.warehouse_schema import RAW_RESPONSES
+from football_assets.resources.warehouse_schema import HISTORY_ANSWERS, RAW_RESPONSES
 from football_assets.resources.warehouse_sql import LoadStats, stats_of
 
 TEAMS = "dim_teams_history"
@@ -29,18 +29,24 @@ _LAST = 9223372036854775807  # sorts a departure after the statements of the sam
 # before it adds nothing to either history (a matchday advanced, the same answer fetched
 # again): only the others are read team by team, which keeps the rebuild's cost to the
 # answers that changed something, plus one hash per answer.
+# Each answer's hash is computed once, when a build first sees it (the JSON's text is the
+# costly part), and kept in history_answers; an anti-join, not a high-water mark, because
+# identities commit out of order when two runs store answers at once.
+_HASH_NEW_ANSWERS = """
+INSERT INTO {hashes} (answer_id, competition_id, fetched_at, season_id, content)
+SELECT r.id, r.partition_key::integer, r.fetched_at,
+       (r.payload #>> '{{season,id}}')::numeric::integer,
+       md5(coalesce((r.payload -> 'teams')::text, ''))
+FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''
+  AND NOT EXISTS (SELECT 1 FROM {hashes} AS h WHERE h.answer_id = r.id)
+"""
 _ANSWERS = """
 CREATE TEMP TABLE hist_answers ON COMMIT DROP AS
-WITH a AS (
-    SELECT r.id AS answer_id, r.partition_key::integer AS competition_id, r.fetched_at,
-           (r.payload #>> '{{season,id}}')::numeric::integer AS season_id,
-           md5(coalesce((r.payload -> 'teams')::text, '')) AS content
-    FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''),
-b AS (
+WITH b AS (
     SELECT *, max(fetched_at) OVER (PARTITION BY competition_id) AS last_fetched_at,
            (content, season_id) IS NOT DISTINCT FROM (lag(content) OVER w, lag(season_id) OVER w)
            AS repeated
-    FROM a WINDOW w AS (PARTITION BY competition_id ORDER BY answer_id))
+    FROM {hashes} WINDOW w AS (PARTITION BY competition_id ORDER BY answer_id))
 SELECT answer_id, competition_id, fetched_at, season_id, last_fetched_at,
        row_number() OVER (PARTITION BY competition_id ORDER BY answer_id) AS n
 FROM b WHERE NOT repeated
@@ -126,7 +132,9 @@ def stage_history(
     teams, membership = tables[TEAMS], tables[MEMBERSHIP]
     raw = sql.Identifier(str(teams.schema), RAW_RESPONSES)
     cursor.execute("DROP TABLE IF EXISTS hist_answers, hist_statements")
-    cursor.execute(sql.SQL(_ANSWERS).format(raw=raw))
+    hashes = sql.Identifier(str(teams.schema), HISTORY_ANSWERS)
+    cursor.execute(sql.SQL(_HASH_NEW_ANSWERS).format(raw=raw, hashes=hashes))
+    cursor.execute(sql.SQL(_ANSWERS).format(hashes=hashes))
     cursor.execute(
         sql.SQL(_STATEMENTS).format(
             raw=raw,
@@ -163,7 +171,7 @@ def load_history(
         changes = table_changes.compare(cursor, tables[name])
         if changes.changed:
             table_changes.apply(cursor, tables[name], changes)
-        stats[name] = stats_of(cursor, tables[name], changes, with_version=True)
+        stats[name] = stats_of(cursor, tables[name], changes, with_version=changes.changed)
     cursor.execute(
         sql.SQL("DROP TABLE hist_answers, hist_statements, {}, {}").format(
             table_changes.staged(tables[MEMBERSHIP]), table_changes.staged(tables[TEAMS])

@@ -17,6 +17,7 @@ from football_assets.resources.warehouse_errors import validate_schema_name
 
 RAW_RESPONSES = "raw_responses"
 TABLE_VERSIONS = "table_versions"
+HISTORY_ANSWERS = "history_answers"
 
 
 def _define_tables(schema: str) -> sa.MetaData:
@@ -129,6 +130,17 @@ def _define_tables(schema: str) -> sa.MetaData:
         sa.CheckConstraint("left_at IS NULL OR left_at > joined_at", "valid_interval"),
         sa.Index("competition_membership_history_team", "team_id"),
         comment="Which team played in which competition (and season), from when until when.",
+    )
+    sa.Table(
+        HISTORY_ANSWERS,
+        metadata,
+        sa.Column("answer_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("competition_id", sa.Integer, nullable=False),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("season_id", sa.Integer),
+        sa.Column("content", sa.Text, nullable=False, comment="md5 of the answer's teams"),
+        comment="Derived from raw_responses (rebuilt when dropped): each teams answer's hash, "
+        "so the history build reads team by team only answers that changed something.",
     )
     sa.Table(
         TABLE_VERSIONS,
