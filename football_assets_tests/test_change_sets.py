@@ -18,7 +18,8 @@ from football_assets_tests.test_automation import Evaluator
 from test_support.api_double import ApiData, FootballApiDouble
 
 TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
-BUILT = (*TABLES, "summary_csv")
+HISTORY = ("dim_teams_history", "competition_membership_history")
+BUILT = (*TABLES, *HISTORY, "summary_csv")
 
 
 def materializations(instance: dg.DagsterInstance, name: str) -> list[str]:
@@ -125,9 +126,9 @@ def test_one_venue_changed_changes_dim_teams_only_with_its_change_set(
 
     report = refresh(live_defs, instance, echo=lambda _: None)
 
-    assert report.changed == ["dim_teams"]
+    assert report.changed == ["dim_teams", "dim_teams_history"]
     after = counts(instance)
-    assert {n for n in BUILT if after[n] != refreshed[n]} == {"dim_teams"}
+    assert {n for n in BUILT if after[n] != refreshed[n]} == {"dim_teams", "dim_teams_history"}
     event = instance.get_latest_materialization_event(dg.AssetKey("dim_teams"))
     meta = event.asset_materialization.metadata  # type: ignore[union-attr]
     assert (

@@ -71,17 +71,20 @@ spans AS (SELECT competition_id, team_id, season_id, min(fetched_at) AS joined_a
           FROM islands GROUP BY competition_id, team_id, season_id, grp),
 last_answer AS (SELECT competition_id, max(n) AS n, max(last_fetched_at) AS fetched_at
                 FROM hist_answers GROUP BY competition_id),
-latest_list AS (SELECT payload FROM {raw} WHERE asset = 'raw_competitions'
-                ORDER BY id DESC LIMIT 1),
+-- The ids the latest list names, once (a containment test per competition would scan the
+-- whole list each time: quadratic in the number of competitions).
+listed AS (SELECT (c ->> 'id')::numeric::integer AS id
+           FROM (SELECT payload FROM {raw} WHERE asset = 'raw_competitions'
+                 ORDER BY id DESC LIMIT 1) AS ll,
+                jsonb_array_elements(ll.payload -> 'competitions') AS c),
 delisted AS (
     SELECT l.competition_id,
            (SELECT min(c.fetched_at) FROM {raw} AS c
             WHERE c.asset = 'raw_competitions' AND c.fetched_at > l.fetched_at
               AND NOT (c.payload -> 'competitions')
                       @> jsonb_build_array(jsonb_build_object('id', l.competition_id))) AS at
-    FROM last_answer AS l, latest_list AS ll
-    WHERE NOT (ll.payload -> 'competitions')
-              @> jsonb_build_array(jsonb_build_object('id', l.competition_id)))
+    FROM last_answer AS l
+    WHERE NOT EXISTS (SELECT 1 FROM listed WHERE listed.id = l.competition_id))
 SELECT s.competition_id, s.team_id, s.joined_at, s.season_id,
        CASE WHEN nxt.fetched_at IS NOT NULL THEN nxt.fetched_at
             WHEN s.last_n = l.n THEN d.at END
