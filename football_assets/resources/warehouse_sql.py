@@ -1,10 +1,10 @@
 """The set-based statements behind the warehouse resource: the latest raw answers, table loads.
 
-A table load makes a table hold exactly a set of rows (the last duplicate wins) in one
-statement: rows that went are deleted, rows that are new or changed are inserted or updated,
-unchanged rows are not touched, not even locked, so loading what a table already holds writes
-nothing. Rows come either from Python, sent with COPY to a staging table, or from a SELECT that
-PostgreSQL runs over the stored JSONB answers, so those rows never leave the database.
+A table load makes a table hold exactly a set of rows (the last duplicate wins) in three steps
+(`table_changes`): build the rows in a temporary table, compare them with the committed table,
+and apply only the difference, so loading what a table already holds writes nothing. Rows come
+either from Python, sent with COPY, or from a SELECT that PostgreSQL runs over the stored JSONB
+answers, so those rows never leave the database.
 """
 
 from __future__ import annotations
