@@ -13,7 +13,7 @@ collector's sight (`gc.freeze()`) before the runs, and an exit that runs the exi
 skips Python's teardown, so the floor keeps what refresh saves there and the ratio compares
 like with like.
 
-`python -m benchmarks.noop warehouse --steps warehouse_tables:3,summary_csv:1` is the floor of
+`python -m benchmarks.noop warehouse --steps warehouse_tables:5,summary_csv:1` is the floor of
 the warehouse phase alone, shaped like the steps the measured code ran (step name and how many
 assets it materializes), in the scale's own instance: the difference is the work.
 
@@ -36,7 +36,7 @@ from benchmarks import measured_cli
 
 PARTITIONS = "competitions"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-WAREHOUSE_SHAPE = "warehouse_tables:3,summary_csv:1"
+WAREHOUSE_SHAPE = "warehouse_tables:5,summary_csv:1"
 
 
 def parse_steps(text: str) -> list[tuple[str, int]]:

@@ -18,6 +18,7 @@ from football_assets import settings as settings_module
 from football_assets.assets import ingestion, reporting, warehouse
 from football_assets.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from football_assets.checks import ALL_CHECKS
+from football_assets.history_checks import HISTORY_CHECKS
 from football_assets.resources.api import (
     FootballDataApi,
     LiveFootballDataApi,
@@ -111,7 +112,7 @@ def build_definitions(
                 reporting.summary_csv,
             ]
         ),
-        asset_checks=ALL_CHECKS,
+        asset_checks=[*ALL_CHECKS, *HISTORY_CHECKS],
         resources=resources,
         sensors=AUTOMATION_SENSORS,
         schedules=AUTOMATION_SCHEDULES,

@@ -13,9 +13,7 @@ finds such runs by the process they name and marks them failed, saying so.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,12 +31,20 @@ from football_assets.policies import API_RUN_TAGS
 from football_assets.progress import Fetched, Phase, RefreshObserver, Waiting
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
-from football_assets.staleness import WAREHOUSE_RUN, stale_reasons
-
-# Which process ran a refresh run, so a later refresh can tell whether it died.
-PID_TAG = "football/pid"
-HOST_TAG = "football/host"
-STARTED_TAG = "football/process_started"
+from football_assets.run_owners import (  # noqa: F401  (re-exported: tests and the CLI)
+    HOST_TAG,
+    PID_TAG,
+    STARTED_TAG,
+    fail_orphaned_runs,
+    process_tags,
+)
+from football_assets.staleness import (
+    REPORT,
+    WAREHOUSE_RUN,
+    last_build_run,
+    report_reasons,
+    table_reasons,
+)
 
 # Dagster's wrappers around a step's own error: the error chain of a failure event is serialized
 # (class names, no types), so the names are taken from the types themselves.
@@ -83,59 +89,7 @@ class RefreshReport:
     partitions: list[str] = field(default_factory=list)
     skipped: str | None = None  # why the tables were not rebuilt; None when they were
     orphans: list[str] = field(default_factory=list)  # runs of dead refreshes marked failed
-
-
-def _process_tags() -> dict[str, str]:
-    return {
-        PID_TAG: str(os.getpid()),
-        HOST_TAG: socket.gethostname(),
-        STARTED_TAG: str(_process_start(os.getpid())),
-    }
-
-
-def _process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _alive(tags: dict[str, str]) -> bool:
-    try:
-        pid = int(tags[PID_TAG])
-        os.kill(pid, 0)
-    except (KeyError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive, and not ours to judge
-    return str(_process_start(pid)) == tags.get(STARTED_TAG)
-
-
-def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the started runs of refreshes on this host whose process is gone."""
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
-            tags={HOST_TAG: socket.gethostname()},
-        )
-    )
-    failed = []
-    for record in records:
-        run = record.dagster_run
-        if _alive(dict(run.tags)):
-            continue
-        instance.report_run_failed(
-            run,
-            message=(
-                f"The football-assets process that ran this run (pid {run.tags.get(PID_TAG)}) "
-                "died without finishing it (killed or crashed); marked failed by the next "
-                "refresh. Each table holds its previous or its new contents, never a mix."
-            ),
-        )
-        failed.append(run.run_id)
-    return failed
+    changed: list[str] = field(default_factory=list)  # tables and report the refresh rewrote
 
 
 def failure(result: Any) -> tuple[str, str]:
@@ -192,7 +146,7 @@ def _run(
     result = job.execute_in_process(
         instance=instance,
         asset_selection=list(selection),
-        tags={**tags, **_process_tags()},
+        tags={**tags, **process_tags()},
         run_config=run_config if run_config is not None else QUIET_CONSOLE,
         raise_on_error=False,
     )
@@ -284,17 +238,37 @@ def refresh(
     with dg.build_resources(needed, instance=instance) as resources:
         store, output = resources.warehouse, resources.summary_output
         assert isinstance(store, Warehouse) and isinstance(output, OutputLocation)
-        reasons = [] if force else stale_reasons(instance, store, output)
-    if not force and not reasons:
-        latest = instance.get_latest_materialization_event(WAREHOUSE_RUN[0])
-        report.skipped = (
-            "skipped dim_competitions, dim_teams, fact_competitions, summary_csv: the raw "
-            f"answers are unchanged since run {latest.run_id if latest else '?'} built them "
-            "(their data and code versions match), so a rebuild would change nothing"
+        tables = [] if force else table_reasons(store)
+        report_stale = bool(report_reasons(instance, output))
+        if not force and not tables and not report_stale:
+            report.skipped = (
+                f"skipped {', '.join(k.to_user_string() for k in WAREHOUSE_RUN)}: the raw "
+                f"answers are unchanged since run {last_build_run(store) or '?'} built them "
+                "(the inputs and code it recorded match), so a rebuild would change nothing"
+            )
+            echo(f"football-assets: {report.skipped}")
+            watch.skipped(report.skipped)
+            return report
+        if force or tables:
+            report.run_ids.append(run(WAREHOUSE_RUN, {}))
+            report.changed = _materialized(instance, report.run_ids[-1])
+            # Dagster skips the report's step when either table it reads did not change: if
+            # the other one did, the report is written in a run of its own.
+            report_stale = bool(report_reasons(instance, output))
+        if report_stale:
+            report.run_ids.append(run([REPORT], {}))
+            report.changed += _materialized(instance, report.run_ids[-1])
+    if not report.changed:
+        echo(
+            "football-assets: nothing changed: the new answers hold the same rows; "
+            "no table or report was written"
         )
-        echo(f"football-assets: {report.skipped}")
-        watch.skipped(report.skipped)
-        return report
-    report.run_ids.append(run(WAREHOUSE_RUN, {}))
     watch.phase(Phase.DONE)
     return report
+
+
+def _materialized(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The assets a run materialized, by name."""
+    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    keys = [r.dagster_event.asset_key for r in records if r.dagster_event is not None]
+    return [key.to_user_string() for key in dict.fromkeys(keys) if key is not None]

@@ -1,12 +1,14 @@
-"""Is the warehouse current with the raw answers? Dagster's data and code versions say.
+"""Is the warehouse current with the raw answers? What the last build recorded says.
 
-Each table's data version is derived from its code version and the SHA-256 of every raw answer
-it was built from (`assets/warehouse.py`), and the report records the versions of the tables it
-read. So "rebuilding would change nothing" is a comparison of recorded versions with the ones a
-build would record now, plus two facts Dagster cannot see: the tables still hold what was
-loaded (nobody emptied them by hand) and the report file is still there, unchanged.
+Each build records, in `table_versions` and in the same transaction as the tables, what it read
+(`inputs_version`: the code version and the SHA-256 of every raw answer) and how many rows each
+table held, even when no row changed and so no materialization was recorded. So "rebuilding
+the tables would change nothing" is a comparison of that record with what a build would read
+now, plus the row counts (nobody emptied a table by hand). The report is current when it was
+written from the tables' latest data versions (Dagster's input data version tags) and the file
+is still there, unchanged.
 
-Dagster's own stale-status resolver answers the same question but skips partitioned parents
+Dagster's own stale-status resolver answers a similar question but skips partitioned parents
 with 100 partitions or more, which is where this project's scale begins; hence this check.
 """
 
@@ -21,51 +23,64 @@ from dagster._core.definitions.data_version import (
     get_input_data_version_tag,
 )
 
-from football_assets.assets import reporting, warehouse
+from football_assets.assets import history, reporting, warehouse
 from football_assets.resources.output import OutputError, OutputLocation
 from football_assets.resources.warehouse import Warehouse
 
 TABLES = [spec.key for spec in warehouse.WAREHOUSE_SPECS]
 REPORT = reporting.summary_csv.key
+HISTORY = {spec.key.to_user_string() for spec in history.HISTORY_SPECS}
 # What the warehouse run builds: the three tables (one step) and the report.
 WAREHOUSE_RUN = [*TABLES, REPORT]
 
 
-def stale_reasons(
-    instance: dg.DagsterInstance, store: Warehouse, output: OutputLocation
-) -> list[str]:
-    """Why the tables or the report would change if rebuilt now; empty when they would not."""
-    expected = warehouse.expected_versions(store)
+def table_reasons(store: Warehouse) -> list[str]:
+    """Why building the tables now could change them; empty when it could not."""
+    expected = warehouse.inputs_version(store)
     if expected is None:
         return ["the competition list was never fetched"]
+    recorded = store.table_versions()
     reasons: list[str] = []
     for key in TABLES:
         name = key.to_user_string()
-        event = instance.get_latest_materialization_event(key)
-        materialization = event.asset_materialization if event else None
-        if materialization is None:
-            reasons.append(f"{name} was never built")
-            continue
-        tags = materialization.tags or {}
-        if tags.get(CODE_VERSION_TAG) != warehouse.CODE_VERSION:
-            reasons.append(
-                f"{name} was built by other code (code version {tags.get(CODE_VERSION_TAG)})"
-            )
-        elif tags.get(DATA_VERSION_TAG) != expected[name]:
-            reasons.append(f"{name} was built from other raw answers")
-        else:
-            loaded = materialization.metadata.get("dagster/row_count")
-            if loaded is None or loaded.value != store.count_rows(name):
-                reasons.append(f"{name} no longer holds the rows its last build loaded")
+        built = recorded.get(name)
+        if built is None:
+            reasons.append(f"{name} was never built (by this version of the project)")
+        elif built["inputs_version"] != expected:
+            reasons.append(f"{name} was built from other raw answers or by other code")
+        elif built["row_count"] != store.count_rows(name):
+            reasons.append(f"{name} no longer holds the rows its last build left")
+        elif (
+            name in HISTORY
+            and built["data_version"] is not None
+            and built["data_version"] != store.rows_version(name)
+        ):
+            # A history edited in place keeps its row count; its rows' hash tells.
+            reasons.append(f"{name} differs from what its last build wrote (edited by hand?)")
+    return reasons
+
+
+def last_build_run(store: Warehouse) -> str | None:
+    """The run of the last build of the tables (whether or not it changed a row)."""
+    recorded = store.table_versions().get(TABLES[0].to_user_string())
+    return str(recorded["checked_run_id"]) if recorded else None
+
+
+def report_reasons(instance: dg.DagsterInstance, output: OutputLocation) -> list[str]:
+    """Why the report would change if written now from the tables; empty when it would not."""
     event = instance.get_latest_materialization_event(REPORT)
     report = event.asset_materialization if event else None
     if report is None:
-        return [*reasons, "summary_csv was never written"]
+        return ["summary_csv was never written"]
+    reasons: list[str] = []
     tags = report.tags or {}
     if tags.get(CODE_VERSION_TAG) != reporting.CODE_VERSION:
         reasons.append("summary_csv was written by other code")
     for key in (warehouse.DIM_COMPETITIONS.key, warehouse.FACT_COMPETITIONS.key):
-        if tags.get(get_input_data_version_tag(key)) != expected[key.to_user_string()]:
+        table_event = instance.get_latest_materialization_event(key)
+        table = table_event.asset_materialization if table_event else None
+        current = (table.tags or {}).get(DATA_VERSION_TAG) if table else None
+        if tags.get(get_input_data_version_tag(key)) != current:
             reasons.append(f"summary_csv was written from another {key.to_user_string()}")
             break
     try:
@@ -76,3 +91,10 @@ def stale_reasons(
         if hashlib.sha256(data).hexdigest() != tags.get(DATA_VERSION_TAG):
             reasons.append(f"{output.uri(reporting.SUMMARY_FILE)} is not the file last written")
     return reasons
+
+
+def stale_reasons(
+    instance: dg.DagsterInstance, store: Warehouse, output: OutputLocation
+) -> list[str]:
+    """Why the tables or the report would change if rebuilt now; empty when they would not."""
+    return [*table_reasons(store), *report_reasons(instance, output)]

@@ -55,6 +55,8 @@ class AssetStatus:
     freshness: str = "NOT_APPLICABLE"  # PASS, WARN, FAIL, UNKNOWN (never built), NOT_APPLICABLE
     freshness_policy: str | None = None  # "warn after 26 h, fail after 50 h"
     freshness_recorded: str | None = None  # what Dagster's freshness daemon last recorded
+    # Tables: rows inserted/updated/deleted by the last materialization (the last change).
+    last_change: dict[str, int] | None = None
 
 
 @dataclass
@@ -218,6 +220,11 @@ def _read_instance(home: Path, result: Status, now: float) -> None:
             status.run_id = record.run_id
             status.source = " + ".join(sorted(reads.sources(record))) or None
             meta = _meta(record.asset_materialization)
+            if "rows_inserted" in meta:
+                status.last_change = {
+                    what: int(meta.get(f"rows_{what}") or 0)
+                    for what in ("inserted", "updated", "deleted")
+                }
             if status.asset == "summary_csv":
                 result.summary = str(meta.get("path") or "") or None
                 if result.zero_team_competitions is None and "zero_team_competitions" in meta:

@@ -41,7 +41,14 @@ FREE_TIER = [
     "2021",
     "2152",
 ]
-DOWNSTREAM = {"dim_competitions", "dim_teams", "fact_competitions", "summary_csv"}
+DOWNSTREAM = {
+    "dim_competitions",
+    "dim_teams",
+    "fact_competitions",
+    "dim_teams_history",
+    "competition_membership_history",
+    "summary_csv",
+}
 
 
 def tick(

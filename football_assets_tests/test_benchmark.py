@@ -74,11 +74,11 @@ def test_the_benchmark_measures_13x20_and_the_data_is_exact(pg_url: str, tmp_pat
     assert scale["refused"] == 0
     cold, rerun = scale["passes"]["cold"], scale["passes"]["rerun"]
     assert cold["requests"] == rerun["requests"] == 14
-    # The warehouse phase: the three tables in one step, then the report; the no-op floor of
-    # the same shape.
+    # The warehouse phase: the five tables (two of them history) in one step, then the report;
+    # the no-op floor of the same shape.
     assert cold["rebuilt"] == sorted(WAREHOUSE_STEPS)
     assert set(cold["warehouse_steps_s"]) == set(WAREHOUSE_STEPS)
-    assert cold["warehouse_shape"] == {"warehouse_tables": 3, "summary_csv": 1}
+    assert cold["warehouse_shape"] == {"warehouse_tables": 5, "summary_csv": 1}
     # The rerun got byte-identical answers: it rebuilt nothing, and said why.
     assert scale["rerun_skipped"] and rerun["rebuilt"] == []
     assert "unchanged" in rerun["skip_message"]

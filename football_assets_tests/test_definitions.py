@@ -29,6 +29,8 @@ GRAPH = {
         {"raw_competitions", "raw_teams", "dim_competitions", "dim_teams"},
     ),
     "summary_csv": ("reporting", {"dim_competitions", "fact_competitions"}),
+    "dim_teams_history": ("warehouse", {"raw_teams"}),
+    "competition_membership_history": ("warehouse", {"raw_competitions", "raw_teams"}),
 }
 
 
@@ -116,7 +118,11 @@ def test_standard_cli_materializes_one_partition_and_a_range(
     materialize("--select", "raw_competitions")
     materialize("--select", "raw_teams", "--partition", "2021")
     materialize("--select", "raw_teams", "--partition-range", "2000...2152")
-    materialize("--select", "dim_competitions,dim_teams,fact_competitions,summary_csv")
+    materialize(
+        "--select",
+        "dim_competitions,dim_teams,fact_competitions,dim_teams_history,"
+        "competition_membership_history,summary_csv",
+    )
 
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         partitions = instance.get_dynamic_partitions("competitions")

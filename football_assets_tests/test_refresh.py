@@ -95,7 +95,7 @@ def test_tables_rebuilt_by_another_run_from_the_same_answers_are_vouched_for(
     # (here from `dagster asset materialize` or the UI) records the same data versions.
     refresh(snapshot_defs, instance, echo=lambda _: None)
     job = snapshot_defs.resolve_implicit_global_asset_job_def()
-    tables = [dg.AssetKey(n) for n in ("dim_competitions", "dim_teams", "fact_competitions")]
+    tables = list(TABLES)
     other = job.execute_in_process(instance=instance, asset_selection=tables)
     assert other.success
 

@@ -23,7 +23,14 @@ from test_support.api_double import ApiData, FootballApiDouble
 from test_support.cli_runs import cli, user_env
 
 RAW = ["raw_competitions", "raw_teams"]
-WITH_POLICY = ["dim_competitions", "dim_teams", "fact_competitions", "summary_csv"]
+WITH_POLICY = [
+    "dim_competitions",
+    "dim_teams",
+    "fact_competitions",
+    "dim_teams_history",
+    "competition_membership_history",
+    "summary_csv",
+]
 POLICY = "warn after 26 h, fail after 50 h"
 ROWS = {"dim_competitions": 13, "dim_teams": 226, "fact_competitions": 264}
 ZERO = ["Campeonato Brasileiro Série A (2013)"]
@@ -118,8 +125,15 @@ def test_after_a_snapshot_refresh(
     assert assets["raw_teams"]["partitions"] == "13/13 competitions"
     assert "Rows        dim_competitions=13, dim_teams=226, fact_competitions=264" in screen
     assert "Zero teams  Campeonato Brasileiro Série A (2013)" in screen
-    assert screen.count("PASS (warn after 26 h, fail after 50 h)") == 4
-    assert screen.count("snapshot 2025-01-31") == 6
+    assert screen.count("PASS (warn after 26 h, fail after 50 h)") == 6
+    assert screen.count("snapshot 2025-01-31") == 8
+    # Each table's last change set (its materializations are its changes).
+    assert assets["dim_teams"]["last_change"] == {"inserted": 226, "updated": 0, "deleted": 0}
+    assert assets["summary_csv"]["last_change"] is None
+    assert (
+        "Last change dim_competitions +13 ~0 -0, dim_teams +226 ~0 -0, "
+        "fact_competitions +264 ~0 -0" in screen
+    )
 
 
 def test_after_a_live_refresh_it_shows_the_servers_word_on_the_budget(

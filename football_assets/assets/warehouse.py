@@ -7,10 +7,11 @@ are extracted here: `dim_competitions` from the (small) competition list in Pyth
 two by SQL over the stored JSONB answers of every competition, so thousands of payloads never
 become Python objects. Only competitions the API lists now reach the tables.
 
-Versions: each table's data version is derived from what it was built from (its code version
-and the SHA-256 of every raw answer it read), so a rebuild from unchanged answers reports the
-same version, and nothing downstream moves. `refresh` compares `expected_versions` with the
-last materializations to skip a rebuild that would change nothing.
+Versions come from rows: the step builds each table's new rows, compares them with the
+committed ones in SQL, and writes (and materializes) only the tables whose rows differ; a
+changed table's data version is the SHA-256 of its rows, computed in PostgreSQL. So answers
+that changed only in bytes (a matchday advanced) move nothing downstream. What the build read
+(`inputs_version`) is recorded in `table_versions`, in the same transaction, for `refresh`.
 """
 
 import hashlib
@@ -22,6 +23,8 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from football_assets.assets.change_sets import change_metadata
+from football_assets.assets.history import HISTORY_CODE_VERSION, HISTORY_SPECS
 from football_assets.assets.ingestion import RAW_TEAMS, raw_competitions
 from football_assets.assets.ingestion_checks import refuse_drifted_answers
 from football_assets.payloads import PayloadError, competition_ids, parse_competitions
@@ -38,6 +41,13 @@ from football_assets.resources.warehouse_schema import column_schema
 from football_assets.resources.warehouse_sql import RawPartitions, RowsFromRaw
 
 IO_MANAGER = "warehouse_io_manager"
+# Dagster 1.13 skips a step when ANY of its inputs' optional outputs was not produced (only
+# fan-in inputs wait for all), and the automation sensor does not ask again for an asset its
+# dependency's run already targeted. summary_csv reads these two: when one changed and the
+# report runs in the same run, the other is materialized too (same rows, same data version,
+# so nothing downstream sees a change) rather than leave the report skipped and stale.
+READ_TOGETHER = ("dim_competitions", "fact_competitions")
+REPORT = dg.AssetKey("summary_csv")
 # Bump when the extraction below changes what a table holds (a test pins its fingerprint).
 CODE_VERSION = "3"
 
@@ -68,24 +78,30 @@ _APPEARANCES = """
 FROM latest
 CROSS JOIN LATERAL jsonb_array_elements(latest.payload -> 'teams') WITH ORDINALITY AS a(team, n)
 """
-# The load order (by competition id, then as listed) breaks ties among duplicate teams: the
-# last one wins. Computed, not a window: ordering first would sort every team's JSON.
-_ORDER = "latest.partition_key::bigint * 1000000000 + a.n AS _ord"
+# Among duplicate teams the latest fetched answer wins, then the last listed: the rule
+# dim_teams_history follows in time, so its current versions equal dim_teams. A row value,
+# not a window: ordering first would sort every team's JSON.
+_ORDER = "ROW(latest.fetched_at, latest.id, a.n) AS _ord"
 
 
 def _json_text(path: tuple[str, ...]) -> str:
     return "a.team #>> '{" + ",".join(path) + "}'"
 
 
-def team_rows_sql(table: sa.Table) -> str:
-    """SELECT dim_teams' columns (and `_ord`) from `latest(partition_key, payload)`."""
+def team_columns(table: sa.Table) -> list[str]:
+    """dim_teams' columns as `expression AS name` over `a.team`, one listed team's JSON."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     column_types = {c.name: c.type.compile(dialect=dialect).lower() for c in table.columns}
-    columns = [
+    return [
         f"({_json_text(path)}){_CASTS.get(column_types[name], '')} AS {name}"
         for name, path in TEAM_FIELDS.items()
     ]
-    return "SELECT " + ",\n       ".join([*columns, _ORDER]) + _APPEARANCES
+
+
+def team_rows_sql(table: sa.Table) -> str:
+    """SELECT dim_teams' columns (and `_ord`) from `latest(partition_key, payload, fetched_at,
+    id)`."""
+    return "SELECT " + ",\n       ".join([*team_columns(table), _ORDER]) + _APPEARANCES
 
 
 MEMBERSHIP_ROWS_SQL = f"""
@@ -126,9 +142,10 @@ def _version(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def expected_versions(warehouse: Warehouse) -> dict[str, str] | None:
-    """The data version each table would get if built now from the stored raw answers; None
-    while the competition list was never stored."""
+def inputs_version(warehouse: Warehouse) -> str | None:
+    """What a build now would read: this code and the SHA-256 of each stored answer it uses;
+    None while the competition list was never stored. Recorded in `table_versions` by each
+    build, so `refresh` can tell a build would change nothing without running it."""
     latest = warehouse.latest_raw("raw_competitions", [""])
     if "" not in latest:
         return None
@@ -138,12 +155,9 @@ def expected_versions(warehouse: Warehouse) -> dict[str, str] | None:
     except PayloadError:
         return None
     teams = warehouse.latest_raw_sha256("raw_teams", listed)
-    both = _version(CODE_VERSION, competitions_sha, teams)
-    return {
-        "dim_competitions": _version(CODE_VERSION, competitions_sha),
-        "dim_teams": both,
-        "fact_competitions": both,
-    }
+    # The history tables read every stored answer, but an answer equal to the one before it
+    # adds nothing to them: the latest answers' SHA-256s stand for what they read too.
+    return _version(CODE_VERSION, HISTORY_CODE_VERSION, competitions_sha, teams)
 
 
 # ---- the assets --------------------------------------------------------------------------------
@@ -162,6 +176,8 @@ def _spec(name: str, deps: list[Any], description: str) -> dg.AssetSpec:
         # What the IO manager reads when this asset is an input or load_asset_value asks for it.
         metadata={"dagster/table_name": name},
         description=description,
+        # A table whose rows did not change records no materialization (nothing downstream moves).
+        skippable=True,
     ).with_io_manager_key(IO_MANAGER)
 
 
@@ -180,7 +196,7 @@ FACT_COMPETITIONS = _spec(
     [raw_competitions, RAW_TEAMS, DIM_COMPETITIONS, DIM_TEAMS],
     "Which team plays in which competition (competition_id, team_id), per the API now.",
 )
-WAREHOUSE_SPECS = [DIM_COMPETITIONS, DIM_TEAMS, FACT_COMPETITIONS]
+WAREHOUSE_SPECS = [DIM_COMPETITIONS, DIM_TEAMS, FACT_COMPETITIONS, *HISTORY_SPECS]
 
 
 @dg.multi_asset(
@@ -191,7 +207,7 @@ WAREHOUSE_SPECS = [DIM_COMPETITIONS, DIM_TEAMS, FACT_COMPETITIONS]
         "raw_teams": dg.AssetIn(RAW_TEAMS.key),
     },
     retry_policy=DATABASE_RETRY,
-    # The three change together or not at all: selecting one builds all three.
+    # The tables change together or not at all: selecting one builds them all.
     can_subset=False,
 )
 def warehouse_tables(
@@ -204,16 +220,19 @@ def warehouse_tables(
     teams_from = raw_teams.only(listed)
     # A stored answer lacks a field a column reads: keep the tables as they are (drift.py).
     refuse_drifted_answers(warehouse, raw_competitions, teams_from.partition_keys)
-    # Read before the load: should newer answers land meanwhile, the version understates what
+    # Read before the load: should newer answers land meanwhile, the record understates what
     # the tables hold (the next refresh rebuilds) rather than vouching for data they lack.
-    versions = expected_versions(warehouse) or {}
+    seen = inputs_version(warehouse) or ""
     try:
         stats = warehouse.load_tables(
             [
                 ("dim_competitions", competition_rows(raw_competitions)),
                 ("dim_teams", RowsFromRaw(team_rows_sql(warehouse.table("dim_teams")), teams_from)),
                 ("fact_competitions", RowsFromRaw(MEMBERSHIP_ROWS_SQL, teams_from)),
-            ]
+            ],
+            inputs_version=seen,
+            run_id=context.run.run_id,
+            history_columns=team_columns(warehouse.table("dim_teams")),
         )
     except DatabaseUnavailable:
         raise  # the connection failed: the step's retry policy may well succeed
@@ -221,9 +240,19 @@ def warehouse_tables(
         # PostgreSQL refused the data itself (or the statement is wrong): a retry would be
         # refused the same way, so fail once, with the one line (and the cause for the UI).
         raise dg.Failure(str(exc).strip().splitlines()[0], allow_retries=False) from exc
+    report_in_run = context.run.asset_selection is None or REPORT in context.run.asset_selection
+    together = set(READ_TOGETHER) if any(stats[n].changes.changed for n in READ_TOGETHER) else set()
     for spec in WAREHOUSE_SPECS:
         name = spec.key.to_user_string()
         loaded = stats[name]
+        if not loaded.changes.changed and not (report_in_run and name in together):
+            context.log.info(
+                "%s.%s: no row changed (%d rows); not written, no new materialization.",
+                warehouse.schema,
+                name,
+                loaded.rows,
+            )
+            continue
         context.log.info(
             "%s.%s now holds %d rows (%d inserted, %d updated, %d deleted).",
             warehouse.schema,
@@ -239,9 +268,12 @@ def warehouse_tables(
                 "dagster/row_count": loaded.rows,
                 "dagster/column_schema": column_schema(warehouse.schema, name),
                 "dagster/relation_identifier": f"{warehouse.schema}.{name}",
-                "rows_inserted": loaded.inserted,
-                "rows_updated": loaded.updated,
-                "rows_deleted": loaded.deleted,
+                **change_metadata(loaded.changes),
+                **(
+                    {}
+                    if loaded.changes.changed
+                    else {"unchanged": "rows equal; materialized with " + " and ".join(together)}
+                ),
             },
-            data_version=dg.DataVersion(versions[name]) if name in versions else None,
+            data_version=dg.DataVersion(loaded.version) if loaded.version else None,
         )

@@ -56,6 +56,14 @@ def render(status: Status) -> list[str]:
         lines.append("  ".join([*cells, row[3]]))
     lines.append("Freshness: each asset's FreshnessPolicy applied to its last materialization,")
     lines.append("as Dagster's evaluator does (its daemon records a state only while it runs).")
+    changes = [
+        f"{a.asset} +{c['inserted']} ~{c['updated']} -{c['deleted']}"
+        for a in status.assets
+        if (c := a.last_change) is not None
+    ]
+    if changes:
+        # Tables record a materialization only when their rows change: this is the last change.
+        lines.append(f"Last change {', '.join(changes)} (rows inserted ~updated -deleted)")
     lines.append("")
     zero = status.zero_team_competitions
     if zero is None:

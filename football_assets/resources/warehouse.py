@@ -21,12 +21,15 @@ from sqlalchemy.engine import Engine
 
 from football_assets.redaction import DatabaseUrlError, parse_database_url, redact_database_url
 from football_assets.resources.defaults import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
+from football_assets.resources.history_sql import MEMBERSHIP, compare_history
+from football_assets.resources.history_sql import TEAMS as TEAMS_HISTORY
 from football_assets.resources.postgres_server import (
     EmbeddedPostgresError,
     start_embedded_postgres,
 )
 from football_assets.resources.raw_records import RawRecord
 from football_assets.resources.schema_healing import Healing, SchemaRefused, heal_schema
+from football_assets.resources.table_changes import ChangeSet, rows_version
 from football_assets.resources.warehouse_errors import (
     DatabaseUnavailable,
     LoadRefused,
@@ -36,8 +39,12 @@ from football_assets.resources.warehouse_errors import (
     database_unavailable,
     validate_schema_name,
 )
-from football_assets.resources.warehouse_schema import RAW_RESPONSES, tables
-from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, replace_table
+from football_assets.resources.warehouse_load import load_all
+from football_assets.resources.warehouse_schema import (
+    RAW_RESPONSES,
+    tables,
+)
+from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, session_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -248,16 +255,49 @@ class Warehouse(dg.ConfigurableResource):
 
     # ---- tables -----------------------------------------------------------------------
 
-    def load_tables(self, loads: Sequence[tuple[str, Rows]]) -> dict[str, LoadStats]:
+    def load_tables(
+        self,
+        loads: Sequence[tuple[str, Rows]],
+        *,
+        inputs_version: str | None = None,
+        run_id: str = "",
+        history_columns: list[str] | None = None,
+    ) -> dict[str, LoadStats]:
         """Make each named table hold exactly its rows, in order, all in ONE transaction: a
-        failure or a kill at any point leaves every table as it was."""
-        stats: dict[str, LoadStats] = {}
+        failure or a kill at any point leaves every table as it was. A table whose rows are
+        equal is not written. With `history_columns` (dim_teams' columns over one team's JSON)
+        the history tables are rebuilt too; with `inputs_version`, what the build read is
+        recorded in `table_versions`; both in the same transaction (`warehouse_load`)."""
         with self.transaction() as conn:
             self._heal(conn, strict=True)  # what reads could not restore, with the load
+            return load_all(
+                _driver(conn).cursor(),
+                tables(self.schema),
+                loads,
+                history_columns=history_columns,
+                inputs_version=inputs_version,
+                run_id=run_id,
+            )
+
+    def history_drift(self, team_columns: list[str]) -> dict[str, ChangeSet]:
+        """What rebuilding the history tables now would change, computed and rolled back."""
+        with self.get_engine().connect() as conn:  # never committed: rolled back on close
             cursor = _driver(conn).cursor()
-            for name, rows in loads:
-                stats[name] = replace_table(cursor, self.table(name), rows)
-        return stats
+            session_settings(cursor)
+            history = {name: self.table(name) for name in (TEAMS_HISTORY, MEMBERSHIP)}
+            return compare_history(cursor, history, team_columns)
+
+    def rows_version(self, name: str) -> str:
+        """The table's data version as a build computes it (SHA-256 of its rows)."""
+        with self.get_engine().connect() as conn:
+            cursor = _driver(conn).cursor()
+            session_settings(cursor)
+            return rows_version(cursor, self.table(name))[0]
+
+    def table_versions(self) -> dict[str, dict[str, Any]]:
+        """What each table's last build recorded (`table_versions`), by table name."""
+        rows = self.query("SELECT * FROM {schema}.table_versions")
+        return {row["table_name"]: row for row in rows}
 
     def read_frame(self, name: str) -> pd.DataFrame:
         """The table as a pandas DataFrame (pandas is imported here only, when asked for)."""

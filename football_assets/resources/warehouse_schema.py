@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from football_assets.resources.warehouse_errors import validate_schema_name
 
 RAW_RESPONSES = "raw_responses"
+TABLE_VERSIONS = "table_versions"
+HISTORY_ANSWERS = "history_answers"
 
 
 def _define_tables(schema: str) -> sa.MetaData:
@@ -103,6 +105,63 @@ def _define_tables(schema: str) -> sa.MetaData:
         ),
         sa.Index("fact_competitions_team", "team_id"),
         comment="Which team plays in which competition, per the latest API answer.",
+    )
+    # History: versions outlive the current rows (a team gone from every competition keeps its
+    # past), so no foreign key to dim_teams or dim_competitions; keys and CHECKs instead.
+    sa.Table(
+        "dim_teams_history",
+        metadata,
+        *[c._copy() for c in metadata.tables[f"{schema}.dim_teams"].columns],
+        sa.Column("valid_from", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("valid_to", sa.DateTime(timezone=True), comment="NULL while current"),
+        sa.Column("is_current", sa.Boolean, nullable=False),
+        sa.CheckConstraint("valid_to IS NULL OR valid_to > valid_from", "valid_interval"),
+        sa.CheckConstraint("is_current = (valid_to IS NULL)", "current_is_open"),
+        sa.Index("dim_teams_history_current", "id", unique=True, postgresql_where="is_current"),
+        comment="One row per version of a team; times are when the API said it (fetched_at).",
+    )
+    sa.Table(
+        "competition_membership_history",
+        metadata,
+        sa.Column("competition_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("team_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("joined_at", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("season_id", sa.Integer),
+        sa.Column("left_at", sa.DateTime(timezone=True), comment="NULL while a member"),
+        sa.CheckConstraint("left_at IS NULL OR left_at > joined_at", "valid_interval"),
+        sa.Index("competition_membership_history_team", "team_id"),
+        comment="Which team played in which competition (and season), from when until when.",
+    )
+    sa.Table(
+        HISTORY_ANSWERS,
+        metadata,
+        sa.Column("answer_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("competition_id", sa.Integer, nullable=False),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("season_id", sa.Integer),
+        sa.Column("content", sa.Text, nullable=False, comment="md5 of the answer's teams"),
+        comment="Derived from raw_responses (rebuilt when dropped): each teams answer's hash, "
+        "so the history build reads team by team only answers that changed something.",
+    )
+    sa.Table(
+        TABLE_VERSIONS,
+        metadata,
+        sa.Column("table_name", sa.Text, primary_key=True),
+        sa.Column(
+            "inputs_version",
+            sa.Text,
+            nullable=False,
+            comment="The code version and raw answers the last build read (a hash of them).",
+        ),
+        sa.Column("data_version", sa.Text, comment="SHA-256 of the rows, as of the last change."),
+        sa.Column("row_count", sa.BigInteger, nullable=False),
+        sa.Column("checked_run_id", sa.Text, nullable=False, comment="The last build's run."),
+        sa.Column(
+            "checked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("changed_run_id", sa.Text, comment="The last run that changed its rows."),
+        comment="Bookkeeping, written with the tables: what each table's last build saw, so a "
+        "build that changed no row (and so recorded no materialization) still counts.",
     )
     return metadata
 

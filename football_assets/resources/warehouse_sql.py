@@ -1,10 +1,10 @@
 """The set-based statements behind the warehouse resource: the latest raw answers, table loads.
 
-A table load makes a table hold exactly a set of rows (the last duplicate wins) in one
-statement: rows that went are deleted, rows that are new or changed are inserted or updated,
-unchanged rows are not touched, not even locked, so loading what a table already holds writes
-nothing. Rows come either from Python, sent with COPY to a staging table, or from a SELECT that
-PostgreSQL runs over the stored JSONB answers, so those rows never leave the database.
+A table load makes a table hold exactly a set of rows (the last duplicate wins) in three steps
+(`table_changes`): build the rows in a temporary table, compare them with the committed table,
+and apply only the difference, so loading what a table already holds writes nothing. Rows come
+either from Python, sent with COPY, or from a SELECT that PostgreSQL runs over the stored JSONB
+answers, so those rows never leave the database.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
+from football_assets.resources import table_changes
+from football_assets.resources.table_changes import ChangeSet
 from football_assets.resources.warehouse_schema import RAW_RESPONSES
 
 
@@ -55,6 +57,8 @@ class LoadStats:
     inserted: int
     updated: int
     deleted: int
+    changes: ChangeSet = ChangeSet(0, 0, 0)
+    version: str | None = None  # the rows' SHA-256 when they changed; None when unchanged
 
 
 def latest_sql(schema: str, columns: Sequence[str]) -> sql.Composed:
@@ -75,103 +79,69 @@ def latest_sql(schema: str, columns: Sequence[str]) -> sql.Composed:
     )
 
 
-def replace_table(cursor: psycopg.Cursor[Any], target: sa.Table, rows: Rows) -> LoadStats:
-    """Make `target` hold exactly `rows` (last duplicate wins), inside the caller's transaction."""
-    schema = str(target.schema)
-    columns = [c.name for c in target.columns]
-    keys = [c.name for c in target.primary_key.columns]
-    others = [c for c in columns if c not in keys]
-    table = sql.Identifier(schema, target.name)
-    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    key_cols = sql.SQL(", ").join(map(sql.Identifier, keys))
+def session_settings(cursor: psycopg.Cursor[Any]) -> None:
+    """Settings for a load transaction: rows print the same text whatever the session (data
+    versions hash that text); a few hundred thousand rows sort in memory; and the planner's
+    Memoize over jsonb_array_elements would hash every whole payload for a cache that never
+    hits."""
+    cursor.execute(
+        "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
+        "SET LOCAL work_mem = '64MB'; SET LOCAL enable_memoize = off"
+    )
 
-    def qualified(alias: str, names: Sequence[str]) -> sql.Composable:
-        return sql.SQL(", ").join(sql.Identifier(alias, c) for c in names)
 
-    def match(left: str, right: str) -> sql.Composable:
-        return sql.SQL(" AND ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(left, k), sql.Identifier(right, k))
-            for k in keys
-        )
-
-    # A few hundred thousand rows sort in memory; and the planner's Memoize over
-    # jsonb_array_elements would hash every whole payload for a cache that never hits.
-    cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL enable_memoize = off")
-    params: dict[str, Any] = {}
+def build(cursor: psycopg.Cursor[Any], target: sa.Table, rows: Rows) -> None:
+    """Stage the new rows of `target` in `new_<name>` (distinct keys, last duplicate wins)."""
+    table_changes.create_stage(cursor, target)
     if isinstance(rows, RowsFromRaw):
-        source = sql.SQL("latest AS ({latest}), rows AS ({select}),").format(
-            latest=latest_sql(schema, ["payload"]),
+        source = sql.SQL("latest AS ({latest}), rows AS ({select})").format(
+            latest=latest_sql(str(target.schema), ["payload", "fetched_at", "id"]),
             select=sql.SQL(rows.select_sql),  # type: ignore[arg-type]
         )
         params = {"keys": list(rows.source.partition_keys), "asset": rows.source.asset}
+        table_changes.fill_stage(cursor, target, source, params)
     else:
-        stage = sql.Identifier(f"stage_{target.name}")
-        cursor.execute(
-            sql.SQL("CREATE TEMP TABLE {stage} (LIKE {table}) ON COMMIT DROP").format(
-                stage=stage, table=table
-            )
-        )
-        # The load order breaks ties among duplicates (the same team in two payloads).
-        cursor.execute(
-            sql.SQL(
-                "ALTER TABLE {stage} ADD COLUMN _ord bigint GENERATED ALWAYS AS IDENTITY"
-            ).format(stage=stage)
-        )
-        copy_sql = sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=stage, cols=cols)
-        with cursor.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row([row.get(c) for c in columns])
-        source = sql.SQL("rows AS (SELECT * FROM {stage}),").format(stage=stage)
-    if others:
-        # Last duplicate wins; ON CONFLICT DO UPDATE may not meet one key twice.
-        src = sql.SQL(
-            "SELECT DISTINCT ON ({keys}) {cols} FROM rows ORDER BY {keys}, _ord DESC"
-        ).format(keys=key_cols, cols=cols)
-        differs = sql.SQL("({}) IS DISTINCT FROM ({})")
-        on_conflict = sql.SQL("ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE {differs}").format(
-            keys=key_cols,
-            sets=sql.SQL(", ").join(
-                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others
-            ),
-            differs=differs.format(qualified("t", others), qualified("excluded", others)),
-        )
-        changed = sql.SQL("cur.{k} IS NULL OR {differs}").format(
-            k=sql.Identifier(keys[0]),
-            differs=differs.format(qualified("cur", others), qualified("src", others)),
-        )
+        table_changes.stage_python_rows(cursor, target, rows)
+
+
+def replace_table(cursor: psycopg.Cursor[Any], target: sa.Table, rows: Rows) -> LoadStats:
+    """Make `target` hold exactly `rows` (last duplicate wins), inside the caller's transaction:
+    build, compare, and apply only when something differs."""
+    session_settings(cursor)
+    build(cursor, target, rows)
+    changes = table_changes.compare(cursor, target)
+    if changes.changed:
+        table_changes.apply(cursor, target, changes)
+    drop_stage(cursor, target)
+    return stats_of(cursor, target, changes, with_version=changes.changed)
+
+
+def stats_of(
+    cursor: psycopg.Cursor[Any], target: sa.Table, changes: ChangeSet, *, with_version: bool
+) -> LoadStats:
+    """What the table holds now; its rows' version only when asked (it reads every row)."""
+    version: str | None = None
+    if with_version:
+        version, total = table_changes.rows_version(cursor, target)
     else:
-        # Keys only: a duplicate is the same row, and DO NOTHING skips it.
-        src = sql.SQL("SELECT {cols} FROM rows").format(cols=cols)
-        on_conflict = sql.SQL("ON CONFLICT ({keys}) DO NOTHING").format(keys=key_cols)
-        changed = sql.SQL("cur.{k} IS NULL").format(k=sql.Identifier(keys[0]))
-    # One statement, one snapshot: the DELETE and the INSERT touch disjoint keys. Only new and
-    # changed rows reach the INSERT: ON CONFLICT ... WHERE would still lock (and so write)
-    # every conflicting row it then leaves alone.
-    cursor.execute(
-        sql.SQL(
-            "WITH {source} src AS ({src}), "
-            "gone AS (DELETE FROM {table} AS t WHERE NOT EXISTS "
-            "(SELECT 1 FROM src WHERE {src_t}) RETURNING 1), "
-            "up AS (INSERT INTO {table} AS t ({cols}) SELECT {src_cols} FROM src "
-            "LEFT JOIN {table} AS cur ON {cur_src} WHERE {changed} {on_conflict} "
-            "RETURNING (xmax = 0) AS inserted) "
-            "SELECT (SELECT count(*) FROM gone), count(*) FILTER (WHERE inserted), "
-            "count(*) FILTER (WHERE NOT inserted) FROM up"
-        ).format(
-            source=source,
-            src=src,
-            table=table,
-            src_t=match("src", "t"),
-            cols=cols,
-            src_cols=qualified("src", columns),
-            cur_src=match("cur", "src"),
-            changed=changed,
-            on_conflict=on_conflict,
-        ),
-        params or None,
+        table = sql.Identifier(str(target.schema), target.name)
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
+        (total,) = cursor.fetchone()  # type: ignore[misc]
+    return LoadStats(
+        rows=total,
+        inserted=changes.inserted,
+        updated=changes.updated,
+        deleted=changes.deleted,
+        changes=changes,
+        version=version,
     )
-    # Aggregates always return exactly one row.
-    deleted, inserted, updated = cursor.fetchone()  # type: ignore[misc]
-    cursor.execute(sql.SQL("SELECT count(*) FROM {table}").format(table=table))
-    (total,) = cursor.fetchone()  # type: ignore[misc]
-    return LoadStats(rows=total, inserted=inserted, updated=updated, deleted=deleted)
+
+
+def drop_stage(cursor: psycopg.Cursor[Any], target: sa.Table) -> None:
+    """Drop the staged rows now (a second load of the same table in one transaction reuses the
+    name); ON COMMIT DROP covers every other path."""
+    cursor.execute(
+        sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+            table_changes.staged(target), sql.Identifier(f"copy_{target.name}")
+        )
+    )

@@ -1,0 +1,83 @@
+"""Blocking checks of the history tables: equal to a rebuild from raw_responses, current = now.
+
+A history edited by hand (a version deleted, an interval stretched over the next) differs from
+what the stored answers say; the check names the rows. The next build rebuilds the history in
+full and reports the repair in its change set, so nothing is built on the edit.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from football_assets.assets.change_sets import changes_markdown
+from football_assets.assets.history import DIM_TEAMS_HISTORY, MEMBERSHIP_HISTORY
+from football_assets.assets.warehouse import team_columns
+from football_assets.resources.warehouse import Warehouse
+
+# Rows of the history whose current part differs from the table it shadows.
+_CURRENT_SQL = {
+    "dim_teams_history": """
+        SELECT count(*) AS n, min(id) AS first FROM (
+          (SELECT {cols} FROM {schema}.dim_teams_history WHERE is_current
+           EXCEPT SELECT {cols} FROM {schema}.dim_teams)
+          UNION ALL
+          (SELECT {cols} FROM {schema}.dim_teams
+           EXCEPT SELECT {cols} FROM {schema}.dim_teams_history WHERE is_current)) AS d(id)
+    """,
+    "competition_membership_history": """
+        SELECT count(*) AS n, min(team_id) AS first FROM (
+          (SELECT competition_id, team_id FROM {schema}.competition_membership_history
+           WHERE left_at IS NULL EXCEPT SELECT competition_id, team_id
+           FROM {schema}.fact_competitions)
+          UNION ALL
+          (SELECT competition_id, team_id FROM {schema}.fact_competitions
+           EXCEPT SELECT competition_id, team_id FROM {schema}.competition_membership_history
+           WHERE left_at IS NULL)) AS d(competition_id, team_id)
+    """,
+}
+_SHADOWS = {"dim_teams_history": "dim_teams", "competition_membership_history": "fact_competitions"}
+
+
+def _history_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
+    name = spec.key.to_user_string()
+
+    @dg.asset_check(
+        asset=spec.key,
+        name=f"{name}_is_true",
+        description=f"{name} equals a rebuild from raw_responses (nobody edited it), and its "
+        f"current rows equal {_SHADOWS[name]}.",
+        blocking=True,
+    )
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        drift = warehouse.history_drift(team_columns(warehouse.table("dim_teams")))[name]
+        cols = ", ".join(c.name for c in warehouse.table("dim_teams").columns)
+        (current,) = warehouse.query(_CURRENT_SQL[name].replace("{cols}", cols))
+        problems = []
+        if drift.changed:
+            problems.append(
+                f"{name} differs from the stored answers: {drift.inserted} rows missing, "
+                f"{drift.deleted} rows extra, {drift.updated} rows edited (edited by hand?); "
+                "the next build rebuilds it"
+            )
+        if current["n"]:
+            problems.append(
+                f"{current['n']} current rows differ from {_SHADOWS[name]} "
+                f"(first team id {current['first']})"
+            )
+        return dg.AssetCheckResult(
+            passed=not problems,
+            description="; ".join(problems) or None,
+            metadata={
+                "rows_missing": drift.inserted,
+                "rows_extra": drift.deleted,
+                "rows_edited": drift.updated,
+                "current_rows_differing": current["n"],
+                # What a rebuild would change: "inserted" rows are missing from the table.
+                "differences": dg.MetadataValue.md(changes_markdown(drift)),
+            },
+        )
+
+    return _check
+
+
+HISTORY_CHECKS = [_history_check(DIM_TEAMS_HISTORY), _history_check(MEMBERSHIP_HISTORY)]
