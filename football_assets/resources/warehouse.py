@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 from pydantic import Field, PrivateAttr
@@ -21,30 +20,27 @@ from sqlalchemy.engine import Engine
 
 from football_assets.redaction import DatabaseUrlError, parse_database_url, redact_database_url
 from football_assets.resources.defaults import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
-from football_assets.resources.history_sql import MEMBERSHIP, compare_history
-from football_assets.resources.history_sql import TEAMS as TEAMS_HISTORY
 from football_assets.resources.postgres_server import (
     EmbeddedPostgresError,
     start_embedded_postgres,
 )
 from football_assets.resources.raw_records import RawRecord
-from football_assets.resources.schema_healing import Healing, SchemaRefused, heal_schema
-from football_assets.resources.table_changes import ChangeSet, rows_version
+from football_assets.resources.schema_healing import Healing
 from football_assets.resources.warehouse_errors import (
-    DatabaseUnavailable,
-    LoadRefused,
     Transaction,
     WarehouseError,
     connection_failed,
     database_unavailable,
+    driver,
     validate_schema_name,
 )
+from football_assets.resources.warehouse_healing import heal_warehouse
 from football_assets.resources.warehouse_load import load_all
 from football_assets.resources.warehouse_schema import (
     RAW_RESPONSES,
     tables,
 )
-from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql, session_settings
+from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,12 +58,6 @@ _RAW_COLUMNS = [
     "payload_exact",
     "sanitized_fields",
 ]
-
-
-# Tables whose rows are derived from the raw answers: when their rows forbid restoring a key
-# (a dimension dropped by hand leaves orphan pairs), a load empties them in the transaction that
-# reloads them.
-REBUILT_TABLES = ("dim_competitions", "dim_teams", "fact_competitions")
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -146,28 +136,8 @@ class Warehouse(dg.ConfigurableResource):
             dg.get_dagster_logger().warning("%s (the next load of the tables restores it)", line)
 
     def _heal(self, conn: sa.Connection, *, strict: bool) -> Healing:
-        key = {"k": self.schema}
-
-        def lock() -> None:  # two healers at once would race on the catalog
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), key)
-
-        declared = tables(self.schema)
-        # Strict, in a load's transaction: its tables may be emptied, as it reloads them.
-        rebuilt = REBUILT_TABLES if strict else ()
-        try:
-            healing = heal_schema(
-                _driver(conn), declared, _refused_hint, rebuilt=rebuilt, strict=strict, lock=lock
-            )
-        except SchemaRefused as exc:
-            raise LoadRefused(f"{exc}; every table keeps its previous contents") from None
+        healing = heal_warehouse(conn, self.schema, self.describe(), strict=strict)
         self._restored += healing.restored
-        created = {f"table {t.schema}.{t.name}" for t in declared.sorted_tables}
-        if healing.restored and not created <= set(healing.restored):  # not a first set-up
-            dg.get_dagster_logger().warning(
-                "Restored in %s what the warehouse declares and it lacked: %s.",
-                self.describe(),
-                "; ".join(healing.restored),
-            )
         return healing
 
     @property
@@ -192,7 +162,7 @@ class Warehouse(dg.ConfigurableResource):
         )
         count = 0
         with self.transaction() as conn:
-            cursor = _driver(conn).cursor()
+            cursor = driver(conn).cursor()
             with cursor.copy(copy_sql) as copy:
                 for r in records:
                     copy.write_row(
@@ -215,7 +185,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def _latest(self, asset: str, keys: Sequence[str], column: str) -> dict[str, Any]:
         with self.get_engine().connect() as conn:
-            cursor = _driver(conn).cursor()
+            cursor = driver(conn).cursor()
             cursor.execute(
                 latest_sql(self.schema, [column]),
                 {"keys": list(dict.fromkeys(keys)), "asset": asset},
@@ -248,7 +218,7 @@ class Warehouse(dg.ConfigurableResource):
             select=sql.SQL(select),  # type: ignore[arg-type]
         )
         with self.get_engine().connect() as conn:
-            cursor = _driver(conn).cursor()
+            cursor = driver(conn).cursor()
             cursor.execute(statement, {"keys": list(partition_keys), "asset": asset})
             names = [d.name for d in cursor.description or []]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -271,33 +241,13 @@ class Warehouse(dg.ConfigurableResource):
         with self.transaction() as conn:
             self._heal(conn, strict=True)  # what reads could not restore, with the load
             return load_all(
-                _driver(conn).cursor(),
+                driver(conn).cursor(),
                 tables(self.schema),
                 loads,
                 history_columns=history_columns,
                 inputs_version=inputs_version,
                 run_id=run_id,
             )
-
-    def history_drift(self, team_columns: list[str]) -> dict[str, ChangeSet]:
-        """What rebuilding the history tables now would change, computed and rolled back."""
-        with self.get_engine().connect() as conn:  # never committed: rolled back on close
-            cursor = _driver(conn).cursor()
-            session_settings(cursor)
-            history = {name: self.table(name) for name in (TEAMS_HISTORY, MEMBERSHIP)}
-            return compare_history(cursor, history, team_columns)
-
-    def rows_version(self, name: str) -> str:
-        """The table's data version as a build computes it (SHA-256 of its rows)."""
-        with self.get_engine().connect() as conn:
-            cursor = _driver(conn).cursor()
-            session_settings(cursor)
-            return rows_version(cursor, self.table(name))[0]
-
-    def table_versions(self) -> dict[str, dict[str, Any]]:
-        """What each table's last build recorded (`table_versions`), by table name."""
-        rows = self.query("SELECT * FROM {schema}.table_versions")
-        return {row["table_name"]: row for row in rows}
 
     def read_frame(self, name: str) -> pd.DataFrame:
         """The table as a pandas DataFrame (pandas is imported here only, when asked for)."""
@@ -320,15 +270,3 @@ class Warehouse(dg.ConfigurableResource):
         text = statement.replace("{schema}", f'"{self.schema}"')
         with self.get_engine().connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.text(text), params)]
-
-
-def _refused_hint(table: str) -> str:
-    return f"delete or fix the rows of {table} that break it, then re-run"
-
-
-def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
-    """The psycopg connection under SQLAlchemy's, for COPY and server-side SQL."""
-    driver = conn.connection.driver_connection
-    if driver is None:  # only after the pool invalidated it; the caller's error path applies
-        raise DatabaseUnavailable("The connection to PostgreSQL is closed.", "closed")
-    return cast("psycopg.Connection[Any]", driver)

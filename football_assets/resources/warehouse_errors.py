@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -168,3 +168,11 @@ class Transaction:
         if isinstance(error, _REFUSED):
             raise load_refused(error) from None
         return False
+
+
+def driver(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under SQLAlchemy's, for COPY and server-side SQL."""
+    driver = conn.connection.driver_connection
+    if driver is None:  # only after the pool invalidated it; the caller's error path applies
+        raise DatabaseUnavailable("The connection to PostgreSQL is closed.", "closed")
+    return cast("psycopg.Connection[Any]", driver)
