@@ -139,7 +139,7 @@ def test_a_terminal_shows_phase_count_wait_reason_countdown_and_eta(
     assert (
         "Rows in schema" in final and "dim_teams=226" in final and "fact_competitions=264" in final
     )
-    assert "See it in the UI: DAGSTER_HOME=" in final
+    assert "See it in the UI: football-assets ui" in final
     assert " - dagster - " not in final  # Dagster's log lines went to the log file
 
 
@@ -173,7 +173,7 @@ def test_piped_output_is_plain_lines_with_n_of_n(
     assert lines.index("warehouse: loading dim_competitions, dim_teams, fact_competitions") < (
         lines.index("summary: writing summary.csv")
     )
-    assert lines[-1].startswith("See it in the UI: DAGSTER_HOME=")
+    assert lines[-1].startswith("See it in the UI: football-assets ui")
     assert slow_api.refused_count() == 0
 
 

@@ -237,7 +237,7 @@ def _refresh(
     ]
     if log_path is not None:
         lines.append(f"Dagster's log of this refresh: {log_path}")
-    lines.append(f"See it in the UI: DAGSTER_HOME={home} dagster dev   (http://127.0.0.1:3000)")
+    lines.append(f"See it in the UI: football-assets ui   (or DAGSTER_HOME={home} dg dev)")
     if not json_mode:
         print("\n".join(lines), flush=True)
         return 0
