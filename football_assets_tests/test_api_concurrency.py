@@ -119,6 +119,8 @@ def test_a_run_from_the_ui_with_a_raw_asset_waits_for_the_api_run_in_progress(
         "dim_competitions",
         "dim_teams",
         "fact_competitions",
+        "dim_teams_history",
+        "competition_membership_history",
         "summary_csv",
         status=WAITING,
     )
@@ -126,6 +128,8 @@ def test_a_run_from_the_ui_with_a_raw_asset_waits_for_the_api_run_in_progress(
         "dim_competitions",
         "dim_teams",
         "fact_competitions",
+        "dim_teams_history",
+        "competition_membership_history",
         "summary_csv",
         status=WAITING,
     )
