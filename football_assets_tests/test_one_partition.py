@@ -10,6 +10,7 @@ import pytest
 
 from football_assets.assets.ingestion import PARTITIONS, sync_competition_partitions
 from football_assets.resources.warehouse import Warehouse
+from football_assets.staleness import WAREHOUSE_RUN
 from football_assets_tests.test_resilience import (
     actual_tables,
     expected_summary,
@@ -53,9 +54,7 @@ def test_one_competition_goes_from_the_api_to_the_tables_and_the_report(
     materialize(live_defs, instance, "raw_competitions")
     sync_competition_partitions(instance, [str(PREMIER_LEAGUE)])  # the sensor's job
     teams = materialize(live_defs, instance, "raw_teams", partition_key=str(PREMIER_LEAGUE))
-    materialize(
-        live_defs, instance, "dim_competitions", "dim_teams", "fact_competitions", "summary_csv"
-    )
+    materialize(live_defs, instance, *(k.to_user_string() for k in WAREHOUSE_RUN))
 
     assert instance.get_dynamic_partitions(PARTITIONS) == [str(PREMIER_LEAGUE)]
     (stored,) = teams.asset_materializations_for_node("raw_teams")
