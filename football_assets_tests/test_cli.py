@@ -41,9 +41,9 @@ def test_refresh_runs_offline_out_of_the_box(workdir: Path) -> None:
     assert "bundled snapshot (offline)" in out
     assert str(summary) in out
     assert "dim_teams=226" in out and "fact_competitions=264" in out
-    assert "dagster dev" in out
+    assert "See it in the UI: football-assets ui" in out
     assert "OFFLINE" in result.stdout + result.stderr  # the run log says it loudly
-    # The runs are in the instance the user will open with `dagster dev`.
+    # The runs are in the instance the user will open with `football-assets ui`.
     assert (workdir / ".dagster_home").is_dir()
     assert (workdir / ".football" / "pgdata" / "PG_VERSION").exists()
     # That instance got its dagster.yaml: the project's JSON handler, run monitoring, and a
@@ -201,7 +201,7 @@ def test_an_unknown_competition_is_one_line_naming_the_known_ones_and_changes_no
     assert run_count(tmp_path / ".dagster_home") == runs  # no run either
 
 
-def test_force_rebuilds_unchanged_data_in_new_runs(
+def test_force_rebuilds_in_new_runs_and_rewrites_nothing_when_rows_are_equal(
     tmp_path: Path, pg_url: str, schema: str, warehouse: Warehouse
 ) -> None:
     env = user_env(DATABASE_URL=pg_url, FOOTBALL_DB_SCHEMA=schema)
@@ -218,9 +218,12 @@ def test_force_rebuilds_unchanged_data_in_new_runs(
     runs = run_ids(forced.stdout)
     assert len(runs) == 3 and not set(runs) & set(run_ids(first.stdout) + run_ids(unforced.stdout))
     assert {name: read_table(warehouse, name) for name in TABLES} == tables
+    # The forced run compared the rows and found them equal: it says so and records nothing,
+    # so the tables and the report still come from the first refresh's warehouse run.
+    assert "nothing changed: the new answers hold the same rows" in forced.stdout
     status = json.loads(cli("status", "--json", cwd=tmp_path, env=env).stdout)
     built = {a["asset"]: a["run_id"] for a in status["assets"]}
-    assert all(built[name] == runs[2] for name in [*TABLES, "summary_csv"])
+    assert all(built[name] == run_ids(first.stdout)[2] for name in [*TABLES, "summary_csv"])
 
 
 # ---- db -------------------------------------------------------------------------------------
