@@ -199,10 +199,13 @@ def test_mixed_provenance_names_both_sources(
     pg_url: str,
     schema: str,
     output_dir: Path,
+    api_double: FootballApiDouble,
 ) -> None:
-    """Teams from the snapshot, the competition list fetched live since, the tables rebuilt
-    from both: status says both, not whichever it read first."""
+    """Teams from the snapshot, the competition list fetched live since (one competition
+    renamed, so the tables' rows change), the tables rebuilt: status says both sources where a
+    table was built from both, not whichever it read first."""
     refresh(snapshot_defs, instance, echo=lambda _: None)
+    api_double.data.competitions[0]["name"] = "Renamed Competition"
     job = live_defs.resolve_implicit_global_asset_job_def()
     for selection in ([raw_competitions.key], WAREHOUSE_RUN):
         assert job.execute_in_process(instance=instance, asset_selection=selection).success
@@ -220,8 +223,11 @@ def test_mixed_provenance_names_both_sources(
         "raw_competitions": "live API",
         "raw_teams": "snapshot 2025-01-31",
         "dim_competitions": "live API",
-        "dim_teams": both,
+        # Its rows are equal (no team changed): not rebuilt, still from the snapshot's run.
+        "dim_teams": "snapshot 2025-01-31",
         "fact_competitions": both,
         "summary_csv": both,
+        "dim_teams_history": "snapshot 2025-01-31",
+        "competition_membership_history": "snapshot 2025-01-31",
     }
-    assert screen.count(both) == 3
+    assert screen.count(both) == 2
