@@ -32,6 +32,9 @@ def load_all(
     def table(name: str) -> sa.Table:
         return metadata.tables[f"{schema}.{name}"]
 
+    # Two loads at once (two refreshes, a UI run) would both compare with the same committed
+    # rows and insert the same keys: the second waits here, then compares with the first's.
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}/load",))
     stats: dict[str, LoadStats] = {}
     for name, rows in loads:
         stats[name] = replace_table(cursor, table(name), rows)
