@@ -144,13 +144,13 @@ def test_one_competition_changes_only_its_rows(
     warehouse: Warehouse,
 ) -> None:
     env = live_env_under(
+        tmp_path,
         api_double.base_url,
         TEST_KEY,
         limit=TEST_LIMIT,
         window_seconds=TEST_WINDOW,
         pg_url=pg_url,
         schema=schema,
-        home=tmp_path,
     )
     first = cli("refresh", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr

@@ -49,13 +49,13 @@ def slow_api() -> Iterator[FootballApiDouble]:
 @pytest.fixture
 def env(tmp_path: Path, slow_api: FootballApiDouble, pg_url: str, schema: str) -> dict[str, str]:
     return live_env_under(
+        tmp_path,
         slow_api.base_url,
         TEST_KEY,
         limit=LIMIT,
         window_seconds=WINDOW,
         pg_url=pg_url,
         schema=schema,
-        home=tmp_path,
         LANG="C.UTF-8",
     )
 
