@@ -29,7 +29,7 @@ from football_assets.resources.defaults import (
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_SCHEMA,
 )
-from football_assets.resources.warehouse_errors import SchemaNameError, validate_schema_name
+from football_assets.resources.warehouse_schema import SchemaNameError, validate_schema_name
 
 DEFAULT_OUTPUT_DIR = "output"
 DEFAULT_RATE_WINDOW_SECONDS = 60.0  # the API's window; tests and the benchmark scale it down

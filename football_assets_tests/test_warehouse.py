@@ -6,7 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from football_assets.resources.warehouse import Warehouse
-from football_assets.resources.warehouse_errors import WarehouseError, validate_schema_name
+from football_assets.resources.warehouse_errors import WarehouseError
+from football_assets.resources.warehouse_schema import validate_schema_name
 from football_assets_tests.conftest import read_table, replace_table
 
 

@@ -1,4 +1,4 @@
-"""What can go wrong with PostgreSQL, as one line each, and the transaction that says which.
+"""What can go wrong with PostgreSQL, as one line each (`warehouse.Transaction` says which).
 
 Two kinds matter to the caller: the connection was refused or lost (`DatabaseUnavailable`: a
 re-run may well succeed, so steps retry it), and the server refused the data itself
@@ -9,9 +9,7 @@ Messages name the server by its redacted description, never with a password.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -19,28 +17,6 @@ import sqlalchemy as sa
 
 class WarehouseError(Exception):
     """The warehouse refused or failed; str() is one line saying what and what to do."""
-
-
-class SchemaNameError(WarehouseError, ValueError):
-    """FOOTBALL_DB_SCHEMA is unusable; str() is one line naming it and what to use."""
-
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def validate_schema_name(name: str) -> str:
-    """The name, if it is a plain, private, lower-case identifier (it goes into every statement)."""
-    if not _IDENTIFIER.fullmatch(name):
-        raise SchemaNameError(
-            f"FOOTBALL_DB_SCHEMA={name!r} is not a valid schema name: use lower-case letters, "
-            "digits and underscores, starting with a letter (e.g. 'football')."
-        )
-    if name == "public" or name.startswith("pg_"):
-        raise SchemaNameError(
-            f"FOOTBALL_DB_SCHEMA={name!r} is reserved: the warehouse keeps to a private schema "
-            "such as 'football'."
-        )
-    return name
 
 
 class DatabaseUnavailable(WarehouseError):
@@ -58,7 +34,7 @@ class LoadRefused(WarehouseError):
 
 # SQLSTATE classes of a connection failure, and the server shutting down or restarting.
 _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
-_REFUSED = (
+REFUSED = (
     psycopg.errors.IntegrityError,
     psycopg.errors.DataError,
     sa.exc.IntegrityError,
@@ -128,46 +104,6 @@ def load_refused(exc: BaseException) -> LoadRefused:
         + (f" ({detail})" if detail else "")
         + "; every table keeps its previous contents."
     )
-
-
-class Transaction:
-    """`with Transaction(engine_fn, where) as conn:` — one transaction, failures as one line.
-
-    `engine_fn` gives the engine (connecting lazily); `where` names the server for messages.
-    """
-
-    def __init__(self, engine_fn: Callable[[], sa.Engine], where: Callable[[], str]) -> None:
-        self._engine_fn = engine_fn
-        self._where = where
-        self._context: Any = None
-
-    def __enter__(self) -> sa.Connection:
-        try:
-            self._context = self._engine_fn().begin()
-            return self._context.__enter__()
-        except sa.exc.OperationalError as exc:
-            raise database_unavailable(self._where(), exc) from None
-
-    def __exit__(self, *exc_info: Any) -> Literal[False]:
-        error = exc_info[1]
-        try:
-            self._context.__exit__(*exc_info)  # commits, or rolls back when the body raised
-        except (sa.exc.SQLAlchemyError, psycopg.Error, WarehouseError) as exc:
-            if error is None:  # the COMMIT failed
-                if connection_failed(exc):
-                    raise commit_unknown(self._where(), exc) from None
-                if isinstance(exc, _REFUSED):
-                    raise load_refused(exc) from None
-                raise
-            # Else the ROLLBACK failed too, on a connection already gone: the server rolls the
-            # transaction back by itself, and the body's error is the one worth reporting.
-        if error is None:
-            return False
-        if connection_failed(error):
-            raise load_interrupted(self._where(), error) from None
-        if isinstance(error, _REFUSED):
-            raise load_refused(error) from None
-        return False
 
 
 def driver(conn: sa.Connection) -> psycopg.Connection[Any]:
