@@ -62,31 +62,34 @@ def _detail(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
-def database_unavailable(where: str, exc: BaseException) -> DatabaseUnavailable:
+def _unavailable(message: str, exc: BaseException) -> DatabaseUnavailable:
+    """`message` with the driver's one-line reason in place of `<detail>`."""
     detail = _detail(exc)
-    return DatabaseUnavailable(
-        f"PostgreSQL at {where} is unavailable ({detail}); nothing was changed. "
+    return DatabaseUnavailable(message.replace("<detail>", detail), detail)
+
+
+def database_unavailable(where: str, exc: BaseException) -> DatabaseUnavailable:
+    return _unavailable(
+        f"PostgreSQL at {where} is unavailable (<detail>); nothing was changed. "
         "Check DATABASE_URL and that the server is up, then re-run.",
-        detail,
+        exc,
     )
 
 
 def load_interrupted(where: str, exc: BaseException) -> DatabaseUnavailable:
-    detail = _detail(exc)
-    return DatabaseUnavailable(
-        f"Lost the connection to PostgreSQL at {where} during a load ({detail}); it was rolled "
+    return _unavailable(
+        f"Lost the connection to PostgreSQL at {where} during a load (<detail>); it was rolled "
         "back, so every table keeps its previous contents. Re-run once the server is back.",
-        detail,
+        exc,
     )
 
 
 def commit_unknown(where: str, exc: BaseException) -> DatabaseUnavailable:
-    detail = _detail(exc)
-    return DatabaseUnavailable(
-        f"Lost the connection to PostgreSQL at {where} while committing a load ({detail}); "
+    return _unavailable(
+        f"Lost the connection to PostgreSQL at {where} while committing a load (<detail>); "
         "the tables hold their previous or their new contents, never a mix. "
         "Re-run to be sure they hold the new.",
-        detail,
+        exc,
     )
 
 
