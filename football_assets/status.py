@@ -133,11 +133,9 @@ def collect(config: Settings, now: float | None = None) -> Status:
         warehouse.dispose()
     result.api = _budget(config, reachable=reachable)
     recorded = read_instance(home, now)
-    result.instance, result.assets, result.summary = (
-        recorded.instance,
-        recorded.assets,
-        recorded.summary,
-    )
+    result.instance = recorded.instance
+    result.assets = recorded.assets
+    result.summary = recorded.summary
     if result.zero_team_competitions is None and recorded.zero_team_competitions is not None:
         result.zero_team_competitions = recorded.zero_team_competitions
         result.zero_teams_from = "summary_csv metadata"
