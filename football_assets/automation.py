@@ -1,17 +1,5 @@
-"""What runs without anyone clicking: sensors, a schedule and declarative automation.
-
-- `competition_partitions_sensor` (on): registers the `competitions` partitions on a fresh
-  instance, so the UI's first "Materialize all" has partitions to backfill. One
-  `GET /competitions` (free against the snapshot), only while no partition is registered.
-- `new_competitions_sensor` (off) polls GET /competitions hourly and, when the list of ids
-  changed, registers new competitions and requests their `raw_teams`.
-- `daily_refresh_schedule` (off) re-fetches every raw answer once a day.
-- `default_automation_condition_sensor` (on) evaluates the tables' and the report's
-  `DOWNSTREAM_CONDITION`: they are rebuilt only when the data version of what they read changed.
-
-All of them show under Automation in the UI, where each is started and stopped; the state is
-kept in the instance's storage.
-"""
+"""What runs without anyone clicking: the partition-discovery sensor (on), the new-competitions
+sensor and the daily schedule (off), and the declarative automation of the tables and report."""
 
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any

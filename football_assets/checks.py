@@ -1,9 +1,5 @@
-"""Asset checks of the warehouse and the report (raw_teams checks itself in its own step).
-
-The table checks restate what the schema's keys promise, so they fail only if the schema was
-changed behind the pipeline's back (a dropped constraint, a table rewritten by hand): then they
-block the report from being written from a warehouse that broke its own rules.
-"""
+"""Asset checks of the tables and the report (the raw steps check themselves): they restate the
+schema's keys, so they fail when the schema was changed behind the pipeline's back."""
 
 import csv
 import io

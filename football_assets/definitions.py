@@ -1,8 +1,5 @@
-"""The one place that wires assets, checks, resources and automation into `dg.Definitions`.
-
-`dagster dev`, `dg`, `dagster asset materialize` and the code server load `defs` from here;
-tests and `football-assets` call `build_definitions` with resources of their own.
-"""
+"""The one place that wires assets, checks, resources and automation into `dg.Definitions`:
+`defs` for `dg` and `dagster`, `build_definitions` for tests and the CLI with their resources."""
 
 from __future__ import annotations
 

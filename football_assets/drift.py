@@ -1,8 +1,5 @@
-"""Schema drift: the JSON paths of an answer against the paths the project knows and reads.
-
-A path names a place in an answer, arrays flattened (`teams[].area.id`); an answer's shape is
-every path it holds, with the JSON kinds seen there, the union over the elements of each array.
-"""
+"""Schema drift: an answer's JSON paths (`teams[].area.id`, arrays flattened, with the JSON kinds
+seen there) against the paths the project knows and the paths the tables read."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Blocking checks of the history tables: equal to a rebuild from raw_responses, current = now.
-
-A history edited by hand (a version deleted, an interval stretched over the next) differs from
-what the stored answers say; the check names the rows. The next build rebuilds the history in
-full and reports the repair in its change set, so nothing is built on the edit.
-"""
+"""Blocking checks of the history tables: they equal a rebuild from raw_responses, and their
+current rows agree with dim_teams and fact_competitions."""
 
 from __future__ import annotations
 

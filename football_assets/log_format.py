@@ -1,31 +1,5 @@
-"""Structured logs: one JSON object per line, with the run, step and asset each line is about.
-
-Dagster hands the instance's `python_logs.dagster_handler_config` (dagster.yaml) to
-`logging.config.dictConfig` and attaches the handlers to every run's log manager, so every
-event and every record of the `managed_python_loggers` (here `football_assets`) reaches them:
-
-    python_logs:
-      python_log_level: INFO
-      managed_python_loggers: [football_assets]
-      dagster_handler_config:
-        handlers:
-          json_stdout:                       # JSON on stdout iff FOOTBALL_LOG_FORMAT=json
-            (): football_assets.log_format.json_stdout_handler
-            level: INFO
-
-A log shipper plugs in as one more entry under `handlers:`, with this module's formatter:
-
-          cloudwatch:
-            class: watchtower.CloudWatchLogHandler      # pip install watchtower
-            log_group_name: /football-assets/runs
-            formatter: json
-        formatters:
-          json:
-            (): football_assets.log_format.DagsterJsonFormatter
-
-The processes that load no user code (webserver, daemon) log through Dagster's own
-`--log-format json` flag (or DAGSTER_WEBSERVER_LOG_FORMAT=json) instead.
-"""
+"""Structured logs: one JSON object per line, with the run, step and asset each line is about,
+attached to every run by dagster.yaml's `python_logs` (docs/operations.md shows the config)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The API's answers as the pipeline relies on them: pydantic models, checked once on arrival.
-
-Only the fields the warehouse reads are declared, with the types its columns can hold, so an
-answer the tables could not take is refused here, naming the competition, the team and the
-field, before anything is stored: an id that is not a whole number or does not fit the
-warehouse's `integer` columns, a date that is not ISO 8601 text, a missing name.
-"""
+"""The API's answers as the pipeline relies on them: pydantic models of the fields the tables
+read, checked on arrival, so an answer the tables could not hold is refused before it is stored."""
 
 from __future__ import annotations
 

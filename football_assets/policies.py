@@ -1,9 +1,5 @@
-"""What the assets share: owners, groups, the API pool and run tags, retries, automation, freshness.
-
-One home for the policies so every asset module imports them from here and nothing here imports
-an asset: the automation sensors, the CLI and the definitions sit above the assets, this sits
-below them.
-"""
+"""What the assets share: owners, groups, the API pool and run tags, retries, automation and
+freshness; it imports no asset, so every asset module can import it."""
 
 from __future__ import annotations
 

@@ -1,19 +1,5 @@
-"""Progress events: what a long refresh is doing, for a display to follow as it happens.
-
-The API client and the ingestion assets log ordinary records (readable in the run's event log)
-and attach a `football_progress` dict to the ones a progress display needs: each wait for the
-request budget (how long, why, before which request) and each competition fetched (n of N).
-A display is a `logging.Handler` on the loggers in `LOGGERS` that reads that attribute with
-`event_of`; without one, the attribute costs nothing. Runs execute in the refreshing process,
-so its handlers see every record as it is logged.
-
-`fetched` records are DEBUG on `LOGGER`, below the INFO the instance's python_logs keep, so they
-never fill the event log; a display sets that logger to DEBUG and reads them itself.
-
-`RefreshObserver` is what a display implements to follow a refresh, with the typed events
-(`Phase`, `Waiting`, `Fetched`). `RequestForecast` turns what a display saw (requests sent, the
-budget) into an ETA.
-"""
+"""A refresh's progress: typed events (`Phase`, `Waiting`, `Fetched`) carried on log records,
+the `RefreshObserver` a display implements, and the `RequestForecast` behind its ETA."""
 
 from __future__ import annotations
 

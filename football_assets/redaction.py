@@ -1,12 +1,5 @@
-"""Parse DATABASE_URL in every form PostgreSQL accepts, and keep its password out of all output.
-
-libpq takes a password in several places: `user:pw@host`, `?password=` anywhere in a URL's query,
-a key/value string (`host=db password=...`, quoted or not), and `sslpassword`. SQLAlchemy's
-`render_as_string(hide_password=True)` hides only the first, so the others were printed in clear
-in CLI output, error lines, logs and Dagster's run storage. This module is the one place that
-knows those forms. It imports only the stdlib, psycopg and SQLAlchemy, so CLI and logging setup can
-use it before Dagster or the project's own modules load.
-"""
+"""DATABASE_URL in every form libpq accepts: parse it, hide its password, scrub its secrets from
+text. No Dagster and no project import, so the CLI and logging set-up can use it first."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""Materialize the whole graph for every (or some) competitions, as runs in the user's instance.
-
-Dagster cannot put an unpartitioned asset and a range of dynamic partitions that do not exist
-yet into one run, and `raw_teams` reports its partitions itself, so a refresh is: (1) the
-competition list, which registers the partitions; (2) the competitions' teams, one run per
-contiguous range (a single-run backfill: one process, one HTTP session, one request budget);
-(3) the tables and the report, unless their data and code versions say a rebuild would change
-nothing (`staleness.py`). Each run is recorded in the instance like a UI run.
-
-A refresh killed outright (SIGKILL, a closed laptop) cannot mark its run failed; the next one
-finds such runs by the process they name and marks them failed, saying so.
-"""
+"""`football-assets refresh` as runs in the user's instance: the competition list, the teams (a
+run per contiguous range), then the tables and the report unless a rebuild would change nothing."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Every environment variable the project reads, read and validated once, here.
-
-`load()` parses all of them and raises `ConfigError`, one line naming the variable and the
-values it accepts, before any run starts: a typo fails up front, not as a traceback ten
-minutes into a refresh. Empty counts as unset, as in most shells' `VAR=` idiom. Nothing else
-in the package reads `os.environ` for configuration; resources get plain values from here.
-"""
+"""Every environment variable the project reads, read and validated once: `load()` raises
+`ConfigError`, one line naming the variable and what it accepts, before any run starts."""
 
 from __future__ import annotations
 

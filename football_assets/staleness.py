@@ -1,16 +1,5 @@
-"""Is the warehouse current with the raw answers? What the last build recorded says.
-
-Each build records, in `table_versions` and in the same transaction as the tables, what it read
-(`inputs_version`: the code version and the SHA-256 of every raw answer) and how many rows each
-table held, even when no row changed and so no materialization was recorded. So "rebuilding
-the tables would change nothing" is a comparison of that record with what a build would read
-now, plus the row counts (nobody emptied a table by hand). The report is current when it was
-written from the tables' latest data versions (Dagster's input data version tags) and the file
-is still there, unchanged.
-
-Dagster's own stale-status resolver answers a similar question but skips partitioned parents
-with 100 partitions or more, which is where this project's scale begins; hence this check.
-"""
+"""Is the warehouse current? `table_versions` (what the last build read, its row counts) against
+what a build would read now; and was the report written from the tables' latest versions?"""
 
 from __future__ import annotations
 

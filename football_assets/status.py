@@ -1,7 +1,5 @@
-"""`football-assets status`: what is in the warehouse, how old it is, and where it came from.
-
-Read-only and quick: no Dagster run, no API request, the embedded PostgreSQL never started.
-"""
+"""`football-assets status`: what is in the warehouse, how old it is, where it came from; read
+only (no run, no request, the embedded PostgreSQL never started)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from football_assets.resources.postgres_server import (
 )
 from football_assets.resources.warehouse import Warehouse
 from football_assets.resources.warehouse_sql import LoadStats, Rows
-from test_support import cli_runs, refresh_process
+from test_support import refresh_process
 from test_support.api_double import ApiData, FootballApiDouble
 
 TEST_KEY = "test-key-7f3a9c1e5b"  # distinctive, so a leak is easy to grep for
@@ -86,7 +86,7 @@ def _names(code: types.CodeType) -> Iterator[str]:
             yield from _names(const)
 
 
-_SLOW_CALLS = (subprocess, cli_runs, cli_runs.cli, refresh_process, refresh) + tuple(
+_SLOW_CALLS = (subprocess, refresh_process, refresh_process.cli, refresh) + tuple(
     vars(refresh_process)[name] for name in ("run", "start")
 )
 

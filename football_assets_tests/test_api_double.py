@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +17,16 @@ from test_support.api_double import (
     MSG_INVALID_TOKEN,
     MSG_NOT_FOUND,
     MSG_RESTRICTED,
+    SNAPSHOT_DIR,
     ApiData,
     Fault,
     FootballApiDouble,
     RequestRecord,
-    default_sample_dir,
     make_competition,
     make_team,
 )
 
-SAMPLE = default_sample_dir()
+SAMPLE = SNAPSHOT_DIR
 AUTH = {"X-Auth-Token": DEFAULT_API_KEY}
 TIMEOUT = 5.0
 
@@ -467,7 +466,3 @@ def test_double_start_refused_and_restart() -> None:
             "filters": {"client": "example"},
             "competitions": [],
         }
-
-
-def test_default_sample_dir_exists() -> None:
-    assert (Path(SAMPLE) / "competitions.json").is_file()

@@ -14,7 +14,7 @@ import pytest
 from football_assets.resources.warehouse import Warehouse
 from football_assets_tests.conftest import TEST_KEY, TEST_LIMIT, TEST_WINDOW, read_table
 from test_support.api_double import FootballApiDouble
-from test_support.cli_runs import CLI, cli, live_env, user_env
+from test_support.refresh_process import CLI, cli, live_env_under, user_env
 
 TABLES = ["dim_competitions", "dim_teams", "fact_competitions"]
 
@@ -143,7 +143,7 @@ def test_one_competition_changes_only_its_rows(
     schema: str,
     warehouse: Warehouse,
 ) -> None:
-    env = live_env(
+    env = live_env_under(
         api_double.base_url,
         TEST_KEY,
         limit=TEST_LIMIT,

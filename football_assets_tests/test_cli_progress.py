@@ -25,7 +25,7 @@ from football_assets.refresh import PID_TAG
 from football_assets_tests.conftest import TEST_KEY
 from football_assets_tests.test_kill import while_fetching_teams
 from test_support.api_double import ApiData, FootballApiDouble
-from test_support.cli_runs import CLI, live_env
+from test_support.refresh_process import CLI, live_env_under
 
 LIMIT, WINDOW = 3, 2.0
 HIDE_CURSOR, SHOW_CURSOR = b"\x1b[?25l", b"\x1b[?25h"
@@ -48,7 +48,7 @@ def slow_api() -> Iterator[FootballApiDouble]:
 
 @pytest.fixture
 def env(tmp_path: Path, slow_api: FootballApiDouble, pg_url: str, schema: str) -> dict[str, str]:
-    return live_env(
+    return live_env_under(
         slow_api.base_url,
         TEST_KEY,
         limit=LIMIT,

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from test_support.cli_runs import cli, user_env
+from test_support.refresh_process import cli, user_env
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from dagster._core.test_utils import freeze_time
 from football_assets.definitions import defs
 from football_assets.settings import load
 from football_assets.status import collect
-from test_support.cli_runs import cli, user_env
+from test_support.refresh_process import cli, user_env
 
 HOUR = 3600.0
 WITH_POLICY = ["dim_competitions", "dim_teams", "fact_competitions", "summary_csv"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from football_assets_tests.conftest import _is_slow
-from test_support import cli_runs
+from test_support import refresh_process
 
 
 def _spawns() -> None:
@@ -23,7 +23,7 @@ def _through_a_helper() -> None:
 
 
 def _the_cli() -> None:
-    cli_runs.cli("status", cwd=None, env={})  # type: ignore[arg-type]
+    refresh_process.cli("status", cwd=None, env={})  # type: ignore[arg-type]
 
 
 def _a_refresh_imported_inside() -> None:

@@ -13,7 +13,7 @@ from football_assets.log_format import DagsterJsonFormatter, json_stdout_handler
 from football_assets.refresh import refresh
 from football_assets.settings import ConfigError
 from football_assets_tests.conftest import TEST_KEY
-from test_support.cli_runs import cli, user_env
+from test_support.refresh_process import cli, user_env
 
 TABLES = ["dim_competitions", "dim_teams", "fact_competitions"]
 

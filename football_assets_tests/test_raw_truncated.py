@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from test_support.cli_runs import cli, user_env
+from test_support.refresh_process import cli, user_env
 
 
 def test_a_refresh_after_the_raw_answers_were_truncated_says_so(

@@ -20,7 +20,7 @@ from football_assets.resources.warehouse import Warehouse
 from football_assets.staleness import WAREHOUSE_RUN
 from football_assets_tests.conftest import TEST_KEY, live_api
 from test_support.api_double import ApiData, FootballApiDouble
-from test_support.cli_runs import cli, user_env
+from test_support.refresh_process import cli, user_env
 
 RAW = ["raw_competitions", "raw_teams"]
 WITH_POLICY = [

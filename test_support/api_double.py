@@ -2,7 +2,7 @@
 
 Serves ``GET /v4/competitions`` and ``GET /v4/competitions/{id}/teams`` over real HTTP on
 127.0.0.1, with the live API's auth errors, fixed-window rate limit and headers (see
-/work/shared/football-data-v4-sample/README.md), plus request accounting and fault injection
+football_assets/snapshot/README.md), plus request accounting and fault injection
 so tests can check that a client stays within the limit and survives a misbehaving server.
 
 Typical use::
@@ -48,7 +48,7 @@ __all__ = [
     "FootballApiDouble",
     "RequestRecord",
     "body",
-    "default_sample_dir",
+    "SNAPSHOT_DIR",
     "delay",
     "drop",
     "make_competition",
@@ -60,8 +60,7 @@ __all__ = [
 JsonDict = dict[str, Any]
 
 DEFAULT_API_KEY = "test-key"
-SHARED_SAMPLE_DIR = Path("/work/shared/football-data-v4-sample")
-BUNDLED_SAMPLE_DIR = Path(__file__).resolve().parents[1] / "football_assets" / "snapshot"
+SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "football_assets" / "snapshot"
 
 # Error bodies exactly as documented for the live API.
 MSG_INVALID_TOKEN = "Your API token is invalid."
@@ -74,13 +73,6 @@ MSG_NOT_FOUND = "The resource you are looking for does not exist."
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 _TEAMS_PATH = re.compile(r"^/v4/competitions/([^/]+)/teams$")
 _SUMMARY_KEYS = ("id", "name", "code", "type", "emblem")
-
-
-def default_sample_dir() -> Path:
-    """The bundled snapshot if the project ships one, else the shared recording."""
-    if (BUNDLED_SAMPLE_DIR / "competitions.json").is_file():
-        return BUNDLED_SAMPLE_DIR
-    return SHARED_SAMPLE_DIR
 
 
 def _dumps(obj: Any) -> bytes:
@@ -188,7 +180,7 @@ class ApiData:
     @classmethod
     def from_sample_dir(cls, path: str | Path | None = None) -> ApiData:
         """Load ``competitions.json`` and every ``teams_<id>.json`` (fresh dicts each call)."""
-        root = Path(path) if path is not None else default_sample_dir()
+        root = Path(path) if path is not None else SNAPSHOT_DIR
         listing = json.loads((root / "competitions.json").read_text(encoding="utf-8"))
         data = cls(competitions=listing["competitions"], client=listing["filters"]["client"])
         for teams_file in sorted(root.glob("teams_*.json")):

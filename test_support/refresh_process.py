@@ -53,6 +53,33 @@ def live_env(
     )
 
 
+def live_env_under(
+    root: Path,
+    api_url: str,
+    api_key: str,
+    *,
+    limit: int,
+    window_seconds: float,
+    pg_url: str,
+    schema: str,
+    **variables: str,
+) -> dict[str, str]:
+    """`live_env` with the instance, output folder and request budget (XDG_STATE_HOME) all
+    private to `root`."""
+    return live_env(
+        root / "dagster_home",
+        api_url,
+        api_key,
+        pg_url,
+        schema,
+        limit=limit,
+        window_seconds=window_seconds,
+        output_dir=root / "output",
+        XDG_STATE_HOME=str(root / "state"),
+        **variables,
+    )
+
+
 def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     """`football-assets *args` in its own process group."""
     return subprocess.Popen(
@@ -77,6 +104,15 @@ def run(
         if process.poll() is None:
             kill_group(process)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """`run` in an instance folder that exists already, as after a first command."""
+    if "DAGSTER_HOME" in env:
+        Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return run(*args, cwd=cwd, env=env, timeout=timeout)
 
 
 def kill_group(process: subprocess.Popen[str]) -> None:

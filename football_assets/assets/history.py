@@ -1,9 +1,5 @@
-"""The history tables' assets: `dim_teams_history`, `competition_membership_history`.
-
-Built by the warehouse step (`assets/warehouse.py`), in the same transaction as the tables they
-shadow, from every stored teams answer (`resources/history_sql.py`); declared here so that
-their specs, descriptions and column schemas sit together.
-"""
+"""Specs of the history tables `dim_teams_history` and `competition_membership_history`; the
+warehouse step (`assets/warehouse.py`) builds them in its transaction (`history_sql.py`)."""
 
 from __future__ import annotations
 

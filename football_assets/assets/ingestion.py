@@ -1,18 +1,5 @@
-"""Ingestion layer: what the API said, kept verbatim (`raw_*`), versioned by content.
-
-Each answer's data version is the SHA-256 of its canonical JSON, so Dagster (declarative
-automation, staleness) sees a change exactly when the API said something new.
-
-`raw_teams` is partitioned by competition and runs a range of competitions as one run (one
-process, one HTTP session, one request budget). Dagster 1.13 gives every partition of a
-batched output one data version (dagster-io/dagster#34013), which would make re-fetching one
-unchanged competition look like a change to everything downstream. So `raw_teams` stores its
-answers itself and reports one materialization per partition, each with that partition's own
-data version and provenance, only once the answers are committed.
-
-Both assets check their answers in their own steps (a check in a step of its own would wait
-for an output raw_teams never emits); the checks live in `ingestion_checks.py`.
-"""
+"""Ingestion: `raw_competitions` and `raw_teams[competition]`, the API's answers kept verbatim,
+versioned by the SHA-256 of their canonical JSON; raw_teams reports a version per partition."""
 
 import logging
 from collections.abc import Iterator

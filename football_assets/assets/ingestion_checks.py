@@ -1,9 +1,5 @@
-"""The checks raw_competitions and raw_teams run in their own steps, and the warehouse's guard.
-
-They fire on news, not on the known: a field the project never saw (WARN), a field a table
-reads gone (blocking), a competition that had teams and now lists none (WARN), a value
-PostgreSQL cannot hold (WARN). What is known and expected passes, the fact in its metadata.
-"""
+"""The checks the raw steps run in their own steps (a new field, a read field gone, zero teams, a
+value PostgreSQL cannot hold) and the warehouse step's drift guard; they fire on news only."""
 
 import logging
 from collections.abc import Mapping, Sequence

@@ -1,15 +1,5 @@
-"""Reporting layer: `summary_csv`, teams per competition, for people.
-
-Written from the committed warehouse in one query (one snapshot), so it reflects one state of
-the tables, and replaced atomically wherever it goes (a folder or S3): a reader sees the old
-file or the new one, never a part. Its data version is the SHA-256 of the file.
-
-Spreadsheets execute a cell that starts with `=`, `+`, `-`, `@` (and tab or carriage return):
-a competition named "=HYPERLINK(...)" would run as a formula when the CSV is opened. Text cells
-that start so are written with a leading apostrophe (OWASP's advice), which spreadsheets show
-as plain text; numbers are written as they are. Programs reading the CSV see the apostrophe on
-exactly those cells, which real names never start with; the metadata counts them.
-"""
+"""Reporting: `summary_csv`, teams per competition, written from the committed tables in one query
+and replaced atomically; text cells a spreadsheet would execute get a leading apostrophe."""
 
 import csv
 import hashlib

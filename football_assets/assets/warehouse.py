@@ -1,18 +1,5 @@
-"""Warehouse layer: `dim_competitions`, `dim_teams`, `fact_competitions`, changed as one.
-
-One step builds the three tables and loads them in ONE transaction: a failure, a refused value
-or a kill at any point leaves every table as it was, so the warehouse never shows the new
-competitions with the old teams. Dagster's lineage still shows three assets. Each table's rows
-are extracted here: `dim_competitions` from the (small) competition list in Python, the other
-two by SQL over the stored JSONB answers of every competition, so thousands of payloads never
-become Python objects. Only competitions the API lists now reach the tables.
-
-Versions come from rows: the step builds each table's new rows, compares them with the
-committed ones in SQL, and writes (and materializes) only the tables whose rows differ; a
-changed table's data version is the SHA-256 of its rows, computed in PostgreSQL. So answers
-that changed only in bytes (a matchday advanced) move nothing downstream. What the build read
-(`inputs_version`) is recorded in `table_versions`, in the same transaction, for `refresh`.
-"""
+"""Warehouse: `dim_competitions`, `dim_teams`, `fact_competitions` and the history tables, built by
+one step in one transaction; only tables whose rows changed are written and materialized."""
 
 import hashlib
 import json

@@ -1,16 +1,5 @@
-"""`football-assets`: a thin command line over Dagster's own APIs, against the user's instance.
-
-football-assets refresh [--competition ID ...] [--force] [--verbose]
-                               materialize the graph (every competition, or the named ones)
-football-assets status [--json] what is in the warehouse, how old, from where; changes nothing
-football-assets db stop         stop the embedded PostgreSQL (if one runs)
-football-assets db url          print where the warehouse is (password hidden; never starts it)
-football-assets db psql         open psql on the warehouse, in its schema
-football-assets ui [--port N]   the Dagster UI on the same instance (webserver and daemon)
-
-This module is the only one of the package besides settings.py that touches the environment: it
-hands it to `settings.load()`, and to psql.
-"""
+"""`football-assets refresh | status | db | ui`: the commands' parser and one-line errors. Beside
+settings.py the only module touching the environment: it hands it to `settings.load()` and psql."""
 
 from __future__ import annotations
 

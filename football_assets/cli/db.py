@@ -1,9 +1,5 @@
-"""`football-assets db stop | url | psql`: the warehouse database from a shell.
-
-`url` only reads: it never starts the embedded server (it says it is stopped instead). `psql`
-opens PostgreSQL's own shell on the warehouse, in its schema; the password travels in the
-child's environment (PGPASSWORD), never on its command line or in output.
-"""
+"""`football-assets db stop | url | psql`: the warehouse from a shell. `url` never starts the
+embedded server; psql gets the password in its environment, never on its command line."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
-"""What `refresh` shows while it runs: one live display on a terminal, plain lines elsewhere.
-
-Both follow the same `RefreshState`, fed from three places: `refresh.refresh`'s phases, the
-progress events of the API client and the ingestion assets (`progress.py`, read by a
-logging.Handler: runs execute in this process), and Dagster's own events of each run (a Dagster
-logger added to the run's loggers), which say when the tables' and the report's steps start and
-carry the runs' warnings.
-
-- `LiveDisplay` (a terminal): one rich display redrawn eight times a second: the phases, n/N
-  with a bar, the wait in progress with its reason and a countdown, and the ETA.
-- `PlainDisplay` (a pipe, CI, cron): one line per competition fetched and one per wait, each
-  with n/N; no control characters.
-- `JsonDisplay` (FOOTBALL_LOG_FORMAT=json): the CLI's own lines as JSON objects; the runs'
-  events are JSON lines already.
-"""
+"""What `refresh` shows, from one `RefreshState` fed by the runs' log records: `PlainDisplay` lines
+on a pipe, `JsonDisplay` objects with FOOTBALL_LOG_FORMAT=json (a terminal's: cli/live.py)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
-"""The Dagster instance `football-assets` records its runs in, and where Dagster's own output goes.
-
-The default instance is ./.dagster_home. On first use it gets a dagster.yaml (`DAGSTER_YAML`):
-the project's python_logs (its loggers captured into each run's event log, and JSON lines on
-stdout when FOOTBALL_LOG_FORMAT=json) and run monitoring, so `dagster dev` on the same folder
-behaves as `refresh` does. Telemetry is left as Dagster sets it; the file says where to change it.
-An instance the user chose (DAGSTER_HOME) is never written to.
-
-Two commands setting up one instance at once would both create Dagster's storage tables (and one
-fail on "table runs already exists"): set-up and opening hold a lock on the instance folder.
-
-While a refresh runs, everything written to stderr (Dagster's console log lines, its notices)
-goes to a log file in the instance, so a terminal shows one display and stderr keeps only the
-one-line verdict.
-"""
+"""The Dagster instance `football-assets` records its runs in (./.dagster_home and its
+dagster.yaml), set up under a lock; while a refresh runs, stderr goes to a log file there."""
 
 from __future__ import annotations
 

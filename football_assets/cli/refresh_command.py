@@ -1,9 +1,5 @@
-"""`football-assets refresh`: the runs of `refresh.refresh`, followed on screen as they happen.
-
-Dagster's log lines of the runs go to a file in the instance (its path is printed at the end),
-unless --verbose; the display (cli/display.py) shows the progress instead. On failure the
-caller prints the one-line verdict on stderr, the only thing written there.
-"""
+"""`football-assets refresh`: the runs of `refresh.refresh`, followed on screen; Dagster's log
+lines go to a file (unless --verbose), and stderr gets only the one-line verdict."""
 
 from __future__ import annotations
 

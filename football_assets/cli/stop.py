@@ -1,8 +1,5 @@
-"""SIGINT and SIGTERM mean "stop now" from a command's first line to its exit, never a retry.
-
-`stopping()` owns both signals for a command; Dagster's runs borrow them while they execute
-(its handlers turn a signal into its own interrupt) and the wake-up pipe still records which came.
-"""
+"""SIGINT and SIGTERM mean "stop now" from a command's first line to its exit, never a retry:
+`stopping()` owns both; Dagster's runs borrow them, and a wake-up pipe records which came."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The `football_api` resource: what the ingestion assets need from football-data.org.
-
-Two implementations behind one interface, as Dagster's fully-featured example does: the live
-API (`LiveFootballDataApi`, the HTTP client in `api_client.py` within the shared request budget
-of `budget.py`) and the bundled offline snapshot (`SnapshotFootballDataApi`), so tests and a
-first run need no key and no network.
-"""
+"""The `football_api` resource: the live API (`LiveFootballDataApi`, over `api_client.py`) or the
+bundled snapshot (`SnapshotFootballDataApi`: no key, no network), behind one interface."""
 
 from __future__ import annotations
 

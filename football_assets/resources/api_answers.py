@@ -1,8 +1,5 @@
-"""What football-data.org answers: one answer with its provenance, and its refusals as errors.
-
-The errors' messages are the one line a user reads: they name the endpoint, the status, what the
-API said, and what to do (check the key, the plan, the id).
-"""
+"""What football-data.org answers: one answer with its provenance (`ApiResponse`), and its
+refusals as errors whose one line names the endpoint, the status and what to do."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Where the request budget is kept, checked before use and read without writing (for `status`).
-
-The SQLite file's folder is probed by writing a file in it; a corrupt file is moved aside (it
-only holds request times); a file or folder that cannot be written is one line naming it.
-"""
+"""Where the SQLite request budget lives: its folder probed by writing, a corrupt file moved
+aside, failures one line naming the file or folder; read without writing for `status`."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""What the resources use when a setting is unset: the API's address and pace, where the data goes.
-
-The resources' own defaults, kept apart from them because this module imports nothing: settings.py
-checks every variable against these without importing Dagster, so a bad value fails at once.
-"""
+"""The resources' defaults: the API's address and pace, where the data goes. Imports nothing, so
+settings.py checks variables against them without loading Dagster."""
 
 DEFAULT_API_URL = "https://api.football-data.org/v4"
 DEFAULT_REQUESTS_PER_MINUTE = 10  # the free tier

@@ -1,13 +1,5 @@
-"""The history tables, built set-based from every stored teams answer, in the load transaction.
-
-`competition_membership_history`: per competition, its answers in the order stored; a team's
-membership runs from the first answer that lists it to the first that does not (a new season
-starts a new interval), or to the first competition list that drops the competition.
-`dim_teams_history`: the team as each answer stated it, plus, when it leaves a competition, as
-the remaining ones state it; consecutive equal statements are one version. Among simultaneous
-statements the latest fetched answer wins, then the last listed: dim_teams' rule, so the
-current versions equal dim_teams. Rebuilt in full from `raw_responses` each time (see below).
-"""
+"""The history tables, rebuilt set-based from every stored teams answer inside the load's
+transaction (their rules are in docs/assets.md)."""
 
 from __future__ import annotations
 

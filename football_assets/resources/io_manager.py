@@ -1,16 +1,5 @@
-"""The warehouse IO manager: stores by the returned object's type, loads by the input's annotation.
-
-Storing: an `ApiResponse` is a raw answer, appended to `raw_responses` with its run, partition
-and fetch time (lineage replaces a debug folder). Nothing else is stored here: the tables are
-loaded by their own asset, all three in one transaction, and report `MaterializeResult`s.
-
-Loading, by what the asset is declared to be and what the input asks for:
-- an asset declaring `dagster/table_name` (a warehouse table): a `pandas.DataFrame`;
-- a raw asset, one partition or unpartitioned: the payload, a dict, verbatim;
-- a raw asset, several partitions: `{partition key: payload}`, or, for an input annotated
-  `RawPartitions`, only which partitions to read, so the consumer reads them all in SQL.
-An asset's name decides nothing: renaming one changes no behaviour.
-"""
+"""The warehouse IO manager: stores an `ApiResponse` in `raw_responses`; loads by the input's
+annotation (a payload, `{partition: payload}`, `RawPartitions`, a table as a DataFrame)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""Where the summary goes: a local folder, or `s3://bucket/prefix` where run tasks share no disk.
-
-Both write so that a reader sees the previous object or the new one, never a part of one:
-locally a temp file beside the target is renamed over it (rename is atomic on one filesystem);
-on S3 one PutObject replaces the object (S3 never exposes a partly uploaded object).
-
-A write that retrying cannot fix (no permission, a file where a folder should be, a bucket
-that does not exist, no credentials) raises `OutputError`, whose text is one line naming
-FOOTBALL_OUTPUT_DIR, the location, the cause and what to do. Transient failures (a dropped
-connection, throttling) keep their own exception types, so a retry policy can retry them.
-"""
+"""Where the summary goes: a folder or `s3://bucket/prefix`, replaced atomically. A failure no retry
+can fix is an `OutputError` (one line); transient ones keep their types, so retries see them."""
 
 from __future__ import annotations
 

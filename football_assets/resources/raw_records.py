@@ -1,18 +1,5 @@
-"""Raw API answers on their way to `raw_responses`: canonical JSON, its hash, and a spool.
-
-The canonical JSON text (sorted keys, no spaces, UTF-8 as is) is what is hashed and stored, so
-the SHA-256 recorded as an answer's data version identifies exactly what the warehouse holds.
-
-PostgreSQL's JSONB cannot hold every JSON text: a `\\u0000` escape and a lone UTF-16 surrogate
-are valid JSON but refused there. Such an answer is still kept verbatim (`payload_exact`, the
-JSON text with every non-ASCII character escaped, so nothing is lost), and `payload`, which the
-tables are built from, gets a copy with those characters replaced by U+FFFD; the replaced
-fields are listed so the asset can warn and a check can report them.
-
-A single-run backfill of `raw_teams` fetches every competition before storing; kept as parsed
-JSON, 4,000 answers are a few GB of dicts. The spool holds their canonical text instead, and
-past `max_memory` moves it to a temporary file, so memory stays flat as the range grows.
-"""
+"""Raw answers on their way to `raw_responses`: canonical JSON and its SHA-256 (the data version),
+the JSONB-safe copy of what PostgreSQL cannot hold, a spool that keeps memory flat, the COPY."""
 
 from __future__ import annotations
 

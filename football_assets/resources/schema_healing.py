@@ -1,7 +1,5 @@
-"""Heal a PostgreSQL schema: compare declared tables (any `sa.MetaData`) with the catalog and
-create whatever is missing (schema, tables, columns, NOT NULL, keys, unique and check constraints,
-indexes, foreign keys), in the caller's transaction; refuse in one line when the rows forbid it.
-"""
+"""Heal a PostgreSQL schema: create what the catalog lacks of the declared tables (any
+`sa.MetaData`) in the caller's transaction, or refuse in one line when the rows forbid it."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""A table load in three steps, inside the caller's transaction: build, compare, apply.
-
-`build` puts the new rows in a temporary table, `compare` counts what differs from the
-committed table (and samples the first changes), `apply` writes only when something differs.
-Building and comparing never write the table, so the writing can move elsewhere.
-"""
+"""One table's load inside the caller's transaction: build (a temporary table), compare (counts,
+first changes), apply (only what differs); and the SHA-256 of a table's rows."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The PostgreSQL warehouse as a Dagster resource: connect, store raw answers, load tables, read.
-
-Where the database is (`DATABASE_URL`, or the embedded server) is decided here; the tables are
-declared in `warehouse_schema`, the load statements built in `warehouse_sql`, and failures
-worded in `warehouse_errors`. Every table load of one call happens in one transaction, so the
-warehouse moves from one consistent state to the next, never through a mix.
-"""
+"""The PostgreSQL warehouse as a Dagster resource and its Transaction: where it is (DATABASE_URL
+or the embedded server), connect and heal, store raw answers, load the tables in one transaction,
+read (read-only for `status`)."""
 
 from __future__ import annotations
 

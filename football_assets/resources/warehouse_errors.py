@@ -1,11 +1,5 @@
-"""What can go wrong with PostgreSQL, as one line each (`warehouse.Transaction` says which).
-
-Two kinds matter to the caller: the connection was refused or lost (`DatabaseUnavailable`: a
-re-run may well succeed, so steps retry it), and the server refused the data itself
-(`LoadRefused`: a constraint or a value; a re-run would be refused the same way, so it is not
-retried). Either way the transaction rolled back and the tables keep their previous contents.
-Messages name the server by its redacted description, never with a password.
-"""
+"""PostgreSQL's failures as one line each (unavailable: retried; refused: not);
+`warehouse.Transaction` says which one a failed transaction met."""
 
 from __future__ import annotations
 

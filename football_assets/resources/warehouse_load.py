@@ -1,8 +1,5 @@
-"""The warehouse step's transaction: tables, history tables, their versions, and the record.
-
-Every table is built and compared before it is written, and written only when its rows differ
-(`table_changes`). `table_versions` records what the build read, even when nothing changed.
-"""
+"""The warehouse step's transaction, one load per schema at a time: the tables, the history
+tables, their versions, and the `table_versions` record."""
 
 from __future__ import annotations
 

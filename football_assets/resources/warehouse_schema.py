@@ -1,10 +1,6 @@
-"""The warehouse's tables, declared once: columns, keys, foreign keys, and their Dagster metadata.
-
-DDL comes from these declarations only (`schema_healing` compiles them). The schema name ends
-up in every statement, so only a plain, private, lower-case identifier is accepted
-(`validate_schema_name`, which lives with the warehouse's errors so that settings can check it
-without importing Dagster).
-"""
+"""The warehouse's tables, declared once (columns, keys, foreign keys) with their Dagster column
+metadata, the schema-name check and the schema's one advisory lock; all DDL is compiled from
+these declarations."""
 
 from __future__ import annotations
 

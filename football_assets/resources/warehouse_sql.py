@@ -1,11 +1,5 @@
-"""The set-based statements behind the warehouse resource: the latest raw answers, table loads.
-
-A table load makes a table hold exactly a set of rows (the last duplicate wins) in three steps
-(`table_changes`): build the rows in a temporary table, compare them with the committed table,
-and apply only the difference, so loading what a table already holds writes nothing. Rows come
-either from Python, sent with COPY, or from a SELECT that PostgreSQL runs over the stored JSONB
-answers, so those rows never leave the database.
-"""
+"""The set-based statements behind the warehouse: the latest answer per partition, and a table's
+rows from Python (COPY) or as a SELECT over the stored JSONB, through `table_changes`."""
 
 from __future__ import annotations
 
