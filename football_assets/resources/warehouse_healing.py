@@ -28,17 +28,17 @@ def _refused_hint(table: str) -> str:
 def heal_warehouse(conn: sa.Connection, schema: str, where: str, *, strict: bool) -> Healing:
     """Restore what `schema` lacks of the declared tables; strict (in a load's transaction),
     derived tables whose rows block a key are emptied, other blocking rows refuse the load."""
-    cursor = driver(conn).cursor()
+    pg = driver(conn)
     declared = tables(schema)
     rebuilt = REBUILT_TABLES if strict else ()
     try:
         healing = heal_schema(
-            driver(conn),
+            pg,
             declared,
             _refused_hint,
             rebuilt=rebuilt,
             strict=strict,
-            lock=lambda: lock_schema(cursor, schema),  # two healers at once race on the catalog
+            lock=lambda: lock_schema(pg.cursor(), schema),  # two healers would race on the catalog
         )
     except SchemaRefused as exc:
         raise LoadRefused(f"{exc}; every table keeps its previous contents") from None
