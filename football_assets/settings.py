@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 # Dagster is not imported here (nor by anything imported here): a bad value fails in a fraction
 # of a second, before the second or more that importing Dagster takes.
 from football_assets.redaction import DatabaseUrlError, database_url_secrets, parse_database_url
+from football_assets.resources.budget_store import write_probe
 from football_assets.resources.defaults import (
     DEFAULT_API_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -156,12 +157,7 @@ def _probe(name: str, raw: str, path: Path, existing: Path) -> None:
     mount); a page of bytes, as a full disk may still take an empty file."""
     try:
         if existing == path:
-            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
-            try:
-                os.write(fd, bytes(4096))
-            finally:
-                os.close(fd)
-                os.unlink(probe)
+            write_probe(path)
         else:
             os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
     except OSError as exc:
