@@ -15,52 +15,13 @@ from football_assets import settings as settings_module
 from football_assets.assets import ingestion, reporting, warehouse
 from football_assets.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from football_assets.checks import ALL_CHECKS
+from football_assets.configured import build_football_api, build_output, build_warehouse
 from football_assets.history_checks import HISTORY_CHECKS
-from football_assets.resources.api import (
-    FootballDataApi,
-    LiveFootballDataApi,
-    SnapshotFootballDataApi,
-)
+from football_assets.resources.api import FootballDataApi
 from football_assets.resources.io_manager import WarehouseIOManager
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
 from football_assets.settings import Settings
-
-
-def build_football_api(config: Settings | None = None) -> FootballDataApi:
-    """Live when FOOTBALL_DATA_API_KEY is set, else the bundled snapshot (offline)."""
-    config = config or settings_module.load()
-    if not config.live:
-        return SnapshotFootballDataApi()
-    return LiveFootballDataApi(
-        # Secrets as references: run config and the UI show the variables' names only.
-        api_key=dg.EnvVar("FOOTBALL_DATA_API_KEY"),
-        base_url=config.api_url,
-        requests_per_minute=config.requests_per_minute,
-        rate_window_seconds=config.rate_window_seconds,
-        connect_timeout_seconds=config.connect_timeout,
-        read_timeout_seconds=config.read_timeout,
-        max_retry_seconds=config.max_retry_seconds,
-        budget_state_dir=str(config.state_dir),
-        # Where the warehouse is a PostgreSQL of the deployment's, the budget lives there too,
-        # shared by run tasks on any host; the embedded default keeps it in the state folder.
-        budget_database_url=dg.EnvVar("DATABASE_URL") if config.database_url else None,
-    )
-
-
-def build_warehouse(config: Settings | None = None) -> Warehouse:
-    """DATABASE_URL (a secret: it may hold a password) when set, else the embedded server."""
-    config = config or settings_module.load()
-    return Warehouse(
-        database_url=dg.EnvVar("DATABASE_URL") if config.database_url else None,
-        schema_name=config.db_schema,
-        embedded_pgdata=str(config.embedded_pgdata),
-    )
-
-
-def build_output(config: Settings | None = None) -> OutputLocation:
-    config = config or settings_module.load()
-    return OutputLocation(location=config.output_location)
 
 
 def with_code_references(assets: Sequence[dg.AssetsDefinition]) -> list[Any]:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 # Dagster is not imported here (nor by anything imported here): a bad value fails in a fraction
 # of a second, before the second or more that importing Dagster takes.
 from football_assets.redaction import DatabaseUrlError, database_url_secrets, parse_database_url
+from football_assets.resources.budget_store import write_probe
 from football_assets.resources.defaults import (
     DEFAULT_API_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -24,13 +25,14 @@ from football_assets.resources.defaults import (
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_SCHEMA,
 )
-from football_assets.resources.warehouse_errors import SchemaNameError, validate_schema_name
+from football_assets.resources.warehouse_schema import SchemaNameError, validate_schema_name
 
 DEFAULT_OUTPUT_DIR = "output"
 DEFAULT_RATE_WINDOW_SECONDS = 60.0  # the API's window; tests and the benchmark scale it down
 DEFAULT_DAGSTER_HOME = ".dagster_home"  # `football-assets` only; Dagster's own CLI needs it set
 MAX_SECONDS = 86_400.0  # a day: longer waits or timeouts are typos, not settings
 LOG_FORMATS = {"json": "json", "text": "text", "colored": "text", "rich": "text"}
+N = TypeVar("N", int, float)
 
 
 class ConfigError(ValueError):
@@ -70,39 +72,44 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip() or None
 
 
-def _int(
-    env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int = 10**6
-) -> int:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: N,
+    parse: Callable[[str], N],
+    what: str,
+    accepted: str,
+    within: Callable[[N], bool],
+) -> N:
     raw = _get(env, name)
     if raw is None:
         return default
-    accepted = f"a whole number from {minimum} to {maximum}, e.g. {default}"
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to {accepted}") from None
-    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw!r} is not {what}; set it to {accepted}") from None
+    # Finite and bounded: NaN or inf would reach int() or a socket timeout and fail there.
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number; set it to {accepted}")
+    if not within(value):
         raise ConfigError(f"{name}={raw!r} is out of range; set it to {accepted}")
     return value
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int = 10**6
+) -> int:
+    accepted = f"a whole number from {minimum} to {maximum}, e.g. {default}"
+    return _number(
+        env, name, default, int, "a whole number", accepted, lambda v: minimum <= v <= maximum
+    )
 
 
 def _seconds(
     env: Mapping[str, str], name: str, default: float, *, maximum: float = MAX_SECONDS
 ) -> float:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    # Finite and bounded: NaN or inf would reach int() or a socket timeout and fail there.
     accepted = f"a number of seconds greater than 0 and at most {maximum:g}, e.g. {default:g}"
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to {accepted}") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{name}={raw!r} is not a finite number; set it to {accepted}")
-    if not 0 < value <= maximum:
-        raise ConfigError(f"{name}={raw!r} is out of range; set it to {accepted}")
-    return value
+    return _number(env, name, default, float, "a number", accepted, lambda v: 0 < v <= maximum)
 
 
 def _api_url(env: Mapping[str, str]) -> str:
@@ -150,12 +157,7 @@ def _probe(name: str, raw: str, path: Path, existing: Path) -> None:
     mount); a page of bytes, as a full disk may still take an empty file."""
     try:
         if existing == path:
-            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
-            try:
-                os.write(fd, bytes(4096))
-            finally:
-                os.close(fd)
-                os.unlink(probe)
+            write_probe(path)
         else:
             os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
     except OSError as exc:

@@ -26,11 +26,8 @@ from football_assets.refresh import RefreshFailed, refresh
 from football_assets.resources.api import LiveFootballDataApi
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
-from football_assets.resources.warehouse_errors import (
-    DatabaseUnavailable,
-    WarehouseError,
-    validate_schema_name,
-)
+from football_assets.resources.warehouse_errors import DatabaseUnavailable, WarehouseError
+from football_assets.resources.warehouse_schema import validate_schema_name
 from football_assets_tests.conftest import (
     TEST_KEY,
     TEST_LIMIT,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
-from football_assets.resources.warehouse import Warehouse
-from football_assets.resources.warehouse_errors import WarehouseError, validate_schema_name
+from football_assets.resources.warehouse import EmbeddedStopped, Warehouse
+from football_assets.resources.warehouse_errors import WarehouseError
+from football_assets.resources.warehouse_schema import validate_schema_name
 from football_assets_tests.conftest import read_table, replace_table
 
 
@@ -150,3 +153,31 @@ def test_unsafe_or_reserved_schema_names_are_refused(name: str) -> None:
 def test_non_postgres_urls_are_refused() -> None:
     with pytest.raises(WarehouseError, match="needs PostgreSQL"):
         Warehouse(database_url="sqlite:///x.db").url()
+
+
+def test_a_read_only_warehouse_creates_nothing_and_writes_nothing(
+    warehouse: Warehouse, pg_url: str, schema: str
+) -> None:
+    """What status uses: it reads what is there; a schema nobody created stays uncreated."""
+    reader = Warehouse(database_url=pg_url, schema_name=schema, read_only=True)
+
+    assert reader.present_tables() == set()
+    assert reader.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = :s", s=schema) == [
+        {"n": 0}
+    ]
+    replace_table(warehouse, "dim_teams", [team(1, "A")])  # the writer creates and loads
+    assert "dim_teams" in reader.present_tables() and reader.count_rows("dim_teams") == 1
+    with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
+        reader.query(f'DELETE FROM "{schema}".dim_teams')
+    reader.dispose()
+    assert warehouse.count_rows("dim_teams") == 1
+
+
+def test_a_read_only_warehouse_never_starts_the_embedded_server(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pgdata"
+    reader = Warehouse(embedded_pgdata=str(pgdata), read_only=True)
+
+    assert reader.embedded() is not None and not reader.embedded().running
+    with pytest.raises(EmbeddedStopped, match="is stopped"):
+        reader.present_tables()
+    assert not pgdata.exists()

@@ -39,6 +39,13 @@ def summary_rows(warehouse: Warehouse) -> list[dict[str, Any]]:
     return warehouse.query(SUMMARY_SQL)
 
 
+def zero_team_competitions(rows: list[dict[str, Any]]) -> list[str]:
+    """`name (id)` of each competition in `summary_rows` that has no team."""
+    return [
+        f"{r['competition_name']} ({r['competition_id']})" for r in rows if not r["number_of_teams"]
+    ]
+
+
 def spreadsheet_safe(value: Any) -> tuple[Any, bool]:
     """The cell as written, and whether it was neutralized (see the module docstring)."""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
@@ -103,17 +110,13 @@ def summary_csv(
     except OutputError as exc:
         # Permissions, a file where a folder should be, a missing bucket: a retry cannot help.
         raise dg.Failure(str(exc), allow_retries=False) from None
-    empty = [r for r in rows if r["number_of_teams"] == 0]
     context.log.info("Wrote %d competitions to %s.", len(rows), where)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(where),
             "dagster/row_count": len(rows),
             "dagster/column_schema": SUMMARY_SCHEMA,
-            "zero_team_competitions": ", ".join(
-                f"{r['competition_name']} ({r['competition_id']})" for r in empty
-            )
-            or "none",
+            "zero_team_competitions": ", ".join(zero_team_competitions(rows)) or "none",
             "cells_neutralized_for_spreadsheets": neutralized,
             "summary": dg.MetadataValue.md(markdown_table(rows)),
         },

@@ -22,19 +22,6 @@ from football_assets.log_format import json_line
 from football_assets.progress import Phase
 from football_assets.settings import Settings
 
-
-def _warehouse(config: Settings) -> Any:
-    """The warehouse for the CLI's own reads: plain values from the settings (runs get them as
-    EnvVar references, so run storage never holds them)."""
-    from football_assets.resources.warehouse import Warehouse
-
-    return Warehouse(
-        database_url=config.database_url,
-        schema_name=config.db_schema,
-        embedded_pgdata=str(config.embedded_pgdata),
-    )
-
-
 DOING = {
     Phase.STARTING: "before the first run",
     Phase.COMPETITIONS: "while fetching the competition list",
@@ -124,33 +111,27 @@ def _refresh(
 ) -> int:
     import dagster as dg
 
-    from football_assets.assets.reporting import SUMMARY_FILE, summary_rows
+    from football_assets.assets.reporting import (
+        SUMMARY_FILE,
+        summary_rows,
+        zero_team_competitions,
+    )
+    from football_assets.configured import build_output, build_warehouse, prepare_budget
     from football_assets.definitions import build_definitions
     from football_assets.refresh import RefreshFailed, UnknownCompetitions, refresh
-    from football_assets.resources.output import OutputLocation
 
     # The modules just loaded live as long as the process: out of the collector's sight, each
     # collection during the runs walks only what the runs create.
     gc.freeze()
     json_mode = config.log_format == "json"
     started = time.monotonic()
-    budget_note = None
-    if config.api_key and not config.database_url:  # before anything starts or is asked
-        from football_assets.resources.budget import prepare_sqlite_budget
-
-        budget_note = prepare_sqlite_budget(
-            state_dir=config.state_dir,
-            base_url=config.api_url,
-            api_key=config.api_key,
-            limit=config.requests_per_minute,
-            window_seconds=config.rate_window_seconds,
-        )
+    budget_note = prepare_budget(config)  # before anything starts or is asked
     wrote = instance_home.prepare(
         config, on_wait=lambda text: print(f"football-assets: {text}", flush=True)
     )
     home = instance_home.dagster_home(config)
-    output = OutputLocation(location=config.output_location)
-    warehouse = _warehouse(config)
+    output = build_output(config)
+    warehouse = build_warehouse(config, for_runs=False)
     # The display writes to its own copy of stdout: Dagster points file descriptor 1 at each
     # step's compute log while the step runs, where a display has no business (nor a terminal).
     sys.stdout.flush()
@@ -217,11 +198,7 @@ def _refresh(
         if log_file is not None:
             log_file.close()
         screen.close()
-    zero = [
-        f"{r['competition_name']} ({r['competition_id']})"
-        for r in summary
-        if not r["number_of_teams"]
-    ]
+    zero = zero_team_competitions(summary)
     path = output.uri(SUMMARY_FILE)
     calls = len(report.partitions) + (0 if competitions else 1)
     what = ("API request" if config.live else "snapshot response") + ("s" if calls != 1 else "")

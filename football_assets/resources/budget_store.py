@@ -95,17 +95,22 @@ def _is_corrupt(exc: sqlite3.Error) -> bool:
     return ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) in _CORRUPT
 
 
+def write_probe(folder: Path) -> None:
+    """Write a file in `folder` and remove it (OSError when it cannot be): a page of bytes, not an
+    empty file, which a full disk may still take."""
+    fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+    try:
+        os.write(fd, bytes(4096))
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
 def check_folder(folder: Path) -> None:
-    """Create the folder (0700) if need be, then write and remove a file in it: what the budget
-    will do. A page of bytes, not an empty file, which a full disk may still take."""
+    """Create the folder (0700) if need be, then probe it by writing: what the budget will do."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
-        try:
-            os.write(fd, bytes(4096))
-        finally:
-            os.close(fd)
-            os.unlink(probe)
+        write_probe(folder)
     except OSError as exc:
         raise folder_error(folder, exc) from None
 

@@ -1,20 +1,37 @@
 """Raw answers on their way to `raw_responses`: canonical JSON and its SHA-256 (the data version),
-the JSONB-safe copy of what PostgreSQL cannot hold, and a spool that keeps memory flat."""
+the JSONB-safe copy of what PostgreSQL cannot hold, a spool that keeps memory flat, the COPY."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from football_assets.resources.api_answers import ApiResponse
+from football_assets.resources.warehouse_schema import RAW_RESPONSES
 
 SPOOL_MEMORY_BYTES = 32 * 1024 * 1024
 REPLACEMENT = "\ufffd"
+_COLUMNS = [
+    "asset",
+    "partition_key",
+    "run_id",
+    "fetched_at",
+    "source",
+    "url",
+    "http_status",
+    "payload_sha256",
+    "payload",
+    "payload_exact",
+    "sanitized_fields",
+]
 
 
 def canonical_json(payload: Any) -> str:
@@ -33,12 +50,6 @@ def sha256_text(text: str) -> str:
 
 def payload_sha256(payload: Any) -> str:
     return sha256_text(canonical_json(payload))
-
-
-def batch_version(shas_by_partition: dict[str, str]) -> str:
-    """One version for a set of partitions: changes when any partition's payload changes."""
-    lines = "".join(f"{key}\t{sha}\n" for key, sha in sorted(shas_by_partition.items()))
-    return sha256_text(lines)
 
 
 def _jsonb_safe_text(text: str) -> str:
@@ -159,9 +170,6 @@ class ResponseSpool:
     def keys(self) -> list[str]:
         return list(self.shas)
 
-    def version(self) -> str:
-        return batch_version(self.shas)
-
     def __iter__(self) -> Iterator[RawRecord]:
         """The records in the order they were added, one at a time."""
         self._file.seek(0)
@@ -182,3 +190,34 @@ class ResponseSpool:
 
     def close(self) -> None:
         self._file.close()
+
+
+def copy_records(
+    cursor: psycopg.Cursor[Any], schema: str, asset: str, run_id: str, records: Iterable[RawRecord]
+) -> int:
+    """Append `records` to `raw_responses` through COPY; returns how many. The payload travels
+    as its canonical text and PostgreSQL parses it into JSONB: no Python object of it is built."""
+    copy_sql = sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
+        table=sql.Identifier(schema, RAW_RESPONSES),
+        cols=sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)),
+    )
+    count = 0
+    with cursor.copy(copy_sql) as copy:
+        for r in records:
+            copy.write_row(
+                [
+                    asset,
+                    r.partition_key,
+                    run_id,
+                    r.fetched_at,
+                    r.source,
+                    r.url,
+                    r.http_status,
+                    r.payload_sha256,
+                    r.payload_json,
+                    r.payload_exact,
+                    list(r.sanitized) or None,
+                ]
+            )
+            count += 1
+    return count

@@ -1,13 +1,16 @@
-"""The PostgreSQL warehouse as a Dagster resource: where it is (DATABASE_URL or the embedded
-server), connect and heal, store raw answers, load the tables in one transaction, read."""
+"""The PostgreSQL warehouse as a Dagster resource and its Transaction: where it is (DATABASE_URL
+or the embedded server), connect and heal, store raw answers, load the tables in one transaction,
+read (read-only for `status`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
+import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 from pydantic import Field, PrivateAttr
@@ -17,42 +20,73 @@ from football_assets.redaction import DatabaseUrlError, parse_database_url, reda
 from football_assets.resources.defaults import DEFAULT_EMBEDDED_PGDATA, DEFAULT_SCHEMA
 from football_assets.resources.postgres_server import (
     EmbeddedPostgresError,
+    EmbeddedStatus,
+    embedded_status,
     start_embedded_postgres,
 )
-from football_assets.resources.raw_records import RawRecord
+from football_assets.resources.raw_records import RawRecord, copy_records
 from football_assets.resources.schema_healing import Healing
 from football_assets.resources.warehouse_errors import (
-    Transaction,
+    REFUSED,
     WarehouseError,
+    commit_unknown,
     connection_failed,
     database_unavailable,
     driver,
-    validate_schema_name,
+    load_interrupted,
+    load_refused,
 )
 from football_assets.resources.warehouse_healing import heal_warehouse
 from football_assets.resources.warehouse_load import load_all
-from football_assets.resources.warehouse_schema import (
-    RAW_RESPONSES,
-    tables,
-)
+from football_assets.resources.warehouse_schema import table, tables, validate_schema_name
 from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_RAW_COLUMNS = [
-    "asset",
-    "partition_key",
-    "run_id",
-    "fetched_at",
-    "source",
-    "url",
-    "http_status",
-    "payload_sha256",
-    "payload",
-    "payload_exact",
-    "sanitized_fields",
-]
+READ_ONLY_CONNECT_TIMEOUT_SECONDS = 3
+
+
+class EmbeddedStopped(WarehouseError):
+    """A read-only warehouse found the embedded server stopped (it never starts one)."""
+
+
+class Transaction:
+    """`with Transaction(engine_fn, where) as conn:` one transaction, its failures as one line;
+    `engine_fn` gives the engine (connecting lazily), `where` names the server for messages."""
+
+    def __init__(self, engine_fn: Callable[[], sa.Engine], where: Callable[[], str]) -> None:
+        self._engine_fn = engine_fn
+        self._where = where
+        self._context: Any = None
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            self._context = self._engine_fn().begin()
+            return self._context.__enter__()
+        except sa.exc.OperationalError as exc:
+            raise database_unavailable(self._where(), exc) from None
+
+    def __exit__(self, *exc_info: Any) -> Literal[False]:
+        error = exc_info[1]
+        try:
+            self._context.__exit__(*exc_info)  # commits, or rolls back when the body raised
+        except (sa.exc.SQLAlchemyError, psycopg.Error, WarehouseError) as exc:
+            if error is None:  # the COMMIT failed
+                if connection_failed(exc):
+                    raise commit_unknown(self._where(), exc) from None
+                if isinstance(exc, REFUSED):
+                    raise load_refused(exc) from None
+                raise
+            # Else the ROLLBACK failed too, on a connection already gone: the server rolls the
+            # transaction back by itself, and the body's error is the one worth reporting.
+        if error is None:
+            return False
+        if connection_failed(error):
+            raise load_interrupted(self._where(), error) from None
+        if isinstance(error, REFUSED):
+            raise load_refused(error) from None
+        return False
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -63,6 +97,8 @@ class Warehouse(dg.ConfigurableResource):
     database_url: str | None = Field(default=None, repr=False)
     schema_name: str = DEFAULT_SCHEMA
     embedded_pgdata: str = DEFAULT_EMBEDDED_PGDATA
+    # For `status`: never starts the embedded server nor restores the schema; read-only sessions.
+    read_only: bool = False
 
     _engine: Engine | None = PrivateAttr(default=None)
     _restored: list[str] = PrivateAttr(default_factory=list)
@@ -72,7 +108,11 @@ class Warehouse(dg.ConfigurableResource):
         return validate_schema_name(self.schema_name)
 
     def table(self, name: str) -> sa.Table:
-        return tables(self.schema).tables[f"{self.schema}.{name}"]
+        return table(self.schema, name)
+
+    def embedded(self) -> EmbeddedStatus | None:
+        """The embedded server's state, read without starting it; None with DATABASE_URL."""
+        return None if self.database_url else embedded_status(Path(self.embedded_pgdata).absolute())
 
     def url(self) -> sa.URL:
         if self.database_url:
@@ -80,6 +120,11 @@ class Warehouse(dg.ConfigurableResource):
                 return parse_database_url(self.database_url)
             except DatabaseUrlError as exc:
                 raise WarehouseError(str(exc)) from None
+        if self.read_only:
+            embedded = self.embedded()
+            if embedded is None or embedded.url is None:
+                raise EmbeddedStopped(f"{self.describe()} is stopped")
+            return parse_database_url(embedded.url)
         try:
             url = start_embedded_postgres(Path(self.embedded_pgdata).absolute())
         except EmbeddedPostgresError as exc:
@@ -94,17 +139,23 @@ class Warehouse(dg.ConfigurableResource):
 
     def get_engine(self) -> Engine:
         if self._engine is None:
-            engine = sa.create_engine(self.url(), pool_pre_ping=True)
+            engine = sa.create_engine(self.url(), pool_pre_ping=True, **self._read_only_args())
             # A refused or dropped connection, wherever SQLAlchemy meets it (reads included),
             # becomes one line naming the server; other errors pass through untouched.
             sa.event.listen(engine, "handle_error", self._on_database_error)
             try:
-                self._ensure_schema(engine)
+                if not self.read_only:
+                    self._ensure_schema(engine)
             except BaseException:
                 engine.dispose()  # no half-ready engine: the next attempt starts over
                 raise
             self._engine = engine
         return self._engine
+
+    def _read_only_args(self) -> dict[str, Any]:
+        options = "-c default_transaction_read_only=on"
+        connect = {"connect_timeout": READ_ONLY_CONNECT_TIMEOUT_SECONDS, "options": options}
+        return {"connect_args": connect} if self.read_only else {}
 
     def _on_database_error(self, context: sa.engine.ExceptionContext) -> None:
         if not context.is_pre_ping and connection_failed(context.original_exception):
@@ -146,37 +197,9 @@ class Warehouse(dg.ConfigurableResource):
     # ---- raw answers ----------------------------------------------------------------------
 
     def append_raw(self, asset: str, run_id: str, records: Iterable[RawRecord]) -> int:
-        """Append records in one transaction, streamed through COPY; returns how many.
-
-        The payload travels as its canonical JSON text and PostgreSQL parses it into JSONB, so
-        no Python object of it is built here, whatever the number of records.
-        """
-        copy_sql = sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
-            table=sql.Identifier(self.schema, RAW_RESPONSES),
-            cols=sql.SQL(", ").join(map(sql.Identifier, _RAW_COLUMNS)),
-        )
-        count = 0
+        """Append records in one transaction, streamed through COPY; returns how many."""
         with self.transaction() as conn:
-            cursor = driver(conn).cursor()
-            with cursor.copy(copy_sql) as copy:
-                for r in records:
-                    copy.write_row(
-                        [
-                            asset,
-                            r.partition_key,
-                            run_id,
-                            r.fetched_at,
-                            r.source,
-                            r.url,
-                            r.http_status,
-                            r.payload_sha256,
-                            r.payload_json,
-                            r.payload_exact,
-                            list(r.sanitized) or None,
-                        ]
-                    )
-                    count += 1
-        return count
+            return copy_records(driver(conn).cursor(), self.schema, asset, run_id, records)
 
     def _latest(self, asset: str, keys: Sequence[str], column: str) -> dict[str, Any]:
         with self.get_engine().connect() as conn:
@@ -188,13 +211,8 @@ class Warehouse(dg.ConfigurableResource):
             return dict(cursor.fetchall())
 
     def latest_raw(self, asset: str, partition_keys: Sequence[str]) -> dict[str, Any]:
-        """The latest stored answer per partition, verbatim; partitions never stored are absent.
-
-        Builds every payload as Python objects: for a few partitions. Tables built from many
-        partitions read them in SQL instead (`RawPartitions`).
-        """
-        import json
-
+        """The latest stored answer per partition, verbatim (partitions never stored are absent),
+        as Python objects: for a few partitions; tables read many in SQL (`RawPartitions`)."""
         found = self._latest(asset, partition_keys, "payload")
         exact = {k: v for k, v in self._latest(asset, list(found), "payload_exact").items() if v}
         return {k: json.loads(exact[k]) if k in exact else v for k, v in found.items()}
@@ -251,6 +269,14 @@ class Warehouse(dg.ConfigurableResource):
         table = self.table(name)
         with self.get_engine().connect() as conn:
             return pd.read_sql_query(sa.select(table), conn)
+
+    def present_tables(self) -> set[str]:
+        """The names of the tables the schema holds now (none before the first connection)."""
+        found = self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema",
+            schema=self.schema,
+        )
+        return {str(row["table_name"]) for row in found}
 
     def count_rows(self, name: str) -> int:
         table = self.table(name)

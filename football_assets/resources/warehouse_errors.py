@@ -1,11 +1,9 @@
-"""PostgreSQL's failures as one line each (unavailable: retried; refused: not), the `Transaction`
-that words them, and the schema-name check."""
+"""PostgreSQL's failures as one line each (unavailable: retried; refused: not);
+`warehouse.Transaction` says which one a failed transaction met."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -13,28 +11,6 @@ import sqlalchemy as sa
 
 class WarehouseError(Exception):
     """The warehouse refused or failed; str() is one line saying what and what to do."""
-
-
-class SchemaNameError(WarehouseError, ValueError):
-    """FOOTBALL_DB_SCHEMA is unusable; str() is one line naming it and what to use."""
-
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def validate_schema_name(name: str) -> str:
-    """The name, if it is a plain, private, lower-case identifier (it goes into every statement)."""
-    if not _IDENTIFIER.fullmatch(name):
-        raise SchemaNameError(
-            f"FOOTBALL_DB_SCHEMA={name!r} is not a valid schema name: use lower-case letters, "
-            "digits and underscores, starting with a letter (e.g. 'football')."
-        )
-    if name == "public" or name.startswith("pg_"):
-        raise SchemaNameError(
-            f"FOOTBALL_DB_SCHEMA={name!r} is reserved: the warehouse keeps to a private schema "
-            "such as 'football'."
-        )
-    return name
 
 
 class DatabaseUnavailable(WarehouseError):
@@ -52,7 +28,7 @@ class LoadRefused(WarehouseError):
 
 # SQLSTATE classes of a connection failure, and the server shutting down or restarting.
 _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
-_REFUSED = (
+REFUSED = (
     psycopg.errors.IntegrityError,
     psycopg.errors.DataError,
     sa.exc.IntegrityError,
@@ -80,31 +56,34 @@ def _detail(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
-def database_unavailable(where: str, exc: BaseException) -> DatabaseUnavailable:
+def _unavailable(message: str, exc: BaseException) -> DatabaseUnavailable:
+    """`message` with the driver's one-line reason in place of `<detail>`."""
     detail = _detail(exc)
-    return DatabaseUnavailable(
-        f"PostgreSQL at {where} is unavailable ({detail}); nothing was changed. "
+    return DatabaseUnavailable(message.replace("<detail>", detail), detail)
+
+
+def database_unavailable(where: str, exc: BaseException) -> DatabaseUnavailable:
+    return _unavailable(
+        f"PostgreSQL at {where} is unavailable (<detail>); nothing was changed. "
         "Check DATABASE_URL and that the server is up, then re-run.",
-        detail,
+        exc,
     )
 
 
 def load_interrupted(where: str, exc: BaseException) -> DatabaseUnavailable:
-    detail = _detail(exc)
-    return DatabaseUnavailable(
-        f"Lost the connection to PostgreSQL at {where} during a load ({detail}); it was rolled "
+    return _unavailable(
+        f"Lost the connection to PostgreSQL at {where} during a load (<detail>); it was rolled "
         "back, so every table keeps its previous contents. Re-run once the server is back.",
-        detail,
+        exc,
     )
 
 
 def commit_unknown(where: str, exc: BaseException) -> DatabaseUnavailable:
-    detail = _detail(exc)
-    return DatabaseUnavailable(
-        f"Lost the connection to PostgreSQL at {where} while committing a load ({detail}); "
+    return _unavailable(
+        f"Lost the connection to PostgreSQL at {where} while committing a load (<detail>); "
         "the tables hold their previous or their new contents, never a mix. "
         "Re-run to be sure they hold the new.",
-        detail,
+        exc,
     )
 
 
@@ -122,46 +101,6 @@ def load_refused(exc: BaseException) -> LoadRefused:
         + (f" ({detail})" if detail else "")
         + "; every table keeps its previous contents."
     )
-
-
-class Transaction:
-    """`with Transaction(engine_fn, where) as conn:` — one transaction, failures as one line.
-
-    `engine_fn` gives the engine (connecting lazily); `where` names the server for messages.
-    """
-
-    def __init__(self, engine_fn: Callable[[], sa.Engine], where: Callable[[], str]) -> None:
-        self._engine_fn = engine_fn
-        self._where = where
-        self._context: Any = None
-
-    def __enter__(self) -> sa.Connection:
-        try:
-            self._context = self._engine_fn().begin()
-            return self._context.__enter__()
-        except sa.exc.OperationalError as exc:
-            raise database_unavailable(self._where(), exc) from None
-
-    def __exit__(self, *exc_info: Any) -> Literal[False]:
-        error = exc_info[1]
-        try:
-            self._context.__exit__(*exc_info)  # commits, or rolls back when the body raised
-        except (sa.exc.SQLAlchemyError, psycopg.Error, WarehouseError) as exc:
-            if error is None:  # the COMMIT failed
-                if connection_failed(exc):
-                    raise commit_unknown(self._where(), exc) from None
-                if isinstance(exc, _REFUSED):
-                    raise load_refused(exc) from None
-                raise
-            # Else the ROLLBACK failed too, on a connection already gone: the server rolls the
-            # transaction back by itself, and the body's error is the one worth reporting.
-        if error is None:
-            return False
-        if connection_failed(error):
-            raise load_interrupted(self._where(), error) from None
-        if isinstance(error, _REFUSED):
-            raise load_refused(error) from None
-        return False
 
 
 def driver(conn: sa.Connection) -> psycopg.Connection[Any]:

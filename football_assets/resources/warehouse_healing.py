@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from football_assets.resources.schema_healing import Healing, SchemaRefused, heal_schema
 from football_assets.resources.warehouse_errors import LoadRefused, driver
-from football_assets.resources.warehouse_schema import tables
+from football_assets.resources.warehouse_schema import lock_schema, tables
 
 # Tables whose rows are derived from the raw answers: when their rows forbid restoring a key
 # (a dimension dropped by hand leaves orphan pairs), a load empties them in the transaction that
@@ -28,16 +28,17 @@ def _refused_hint(table: str) -> str:
 def heal_warehouse(conn: sa.Connection, schema: str, where: str, *, strict: bool) -> Healing:
     """Restore what `schema` lacks of the declared tables; strict (in a load's transaction),
     derived tables whose rows block a key are emptied, other blocking rows refuse the load."""
-    key = {"k": schema}
-
-    def lock() -> None:  # two healers at once would race on the catalog
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), key)
-
+    pg = driver(conn)
     declared = tables(schema)
     rebuilt = REBUILT_TABLES if strict else ()
     try:
         healing = heal_schema(
-            driver(conn), declared, _refused_hint, rebuilt=rebuilt, strict=strict, lock=lock
+            pg,
+            declared,
+            _refused_hint,
+            rebuilt=rebuilt,
+            strict=strict,
+            lock=lambda: lock_schema(pg.cursor(), schema),  # two healers would race on the catalog
         )
     except SchemaRefused as exc:
         raise LoadRefused(f"{exc}; every table keeps its previous contents") from None

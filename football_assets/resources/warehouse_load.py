@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from football_assets.resources.history_sql import MEMBERSHIP, TEAMS, load_history
-from football_assets.resources.warehouse_schema import TABLE_VERSIONS
+from football_assets.resources.warehouse_schema import TABLE_VERSIONS, lock_schema
 from football_assets.resources.warehouse_sql import LoadStats, Rows, replace_table, stats_of
 
 
@@ -31,7 +31,7 @@ def load_all(
 
     # Two loads at once (two refreshes, a UI run) would both compare with the same committed
     # rows and insert the same keys: the second waits here, then compares with the first's.
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}/load",))
+    lock_schema(cursor, schema)
     stats: dict[str, LoadStats] = {}
     for name, rows in loads:
         stats[name] = replace_table(cursor, table(name), rows)

@@ -1,19 +1,51 @@
 """The warehouse's tables, declared once (columns, keys, foreign keys) with their Dagster column
-metadata; all DDL is compiled from these declarations."""
+metadata, the schema-name check and the schema's one advisory lock; all DDL is compiled from
+these declarations."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from football_assets.resources.warehouse_errors import validate_schema_name
+from football_assets.resources.warehouse_errors import WarehouseError
+
+if TYPE_CHECKING:  # settings checks the schema name here, before Dagster is imported
+    import dagster as dg
 
 RAW_RESPONSES = "raw_responses"
 TABLE_VERSIONS = "table_versions"
 HISTORY_ANSWERS = "history_answers"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class SchemaNameError(WarehouseError, ValueError):
+    """FOOTBALL_DB_SCHEMA is unusable; str() is one line naming it and what to use."""
+
+
+def validate_schema_name(name: str) -> str:
+    """The name, if it is a plain, private, lower-case identifier (it goes into every statement)."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise SchemaNameError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is not a valid schema name: use lower-case letters, "
+            "digits and underscores, starting with a letter (e.g. 'football')."
+        )
+    if name == "public" or name.startswith("pg_"):
+        raise SchemaNameError(
+            f"FOOTBALL_DB_SCHEMA={name!r} is reserved: the warehouse keeps to a private schema "
+            "such as 'football'."
+        )
+    return name
+
+
+def lock_schema(cursor: psycopg.Cursor[Any], schema: str) -> None:
+    """Hold the schema's one advisory lock until the transaction ends: whatever changes its
+    tables or their catalog (a load, a healing) queues here, one at a time."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
 
 
 def _define_tables(schema: str) -> sa.MetaData:
@@ -172,6 +204,8 @@ def table(schema: str, name: str) -> sa.Table:
 
 def column_schema(schema: str, table_name: str) -> dg.TableSchema:
     """The table's columns as Dagster metadata (`dagster/column_schema`)."""
+    import dagster as dg
+
     declared = table(schema, table_name)
     return dg.TableSchema(
         columns=[
