@@ -148,7 +148,7 @@ def child_main() -> None:
             results.append(client.get(args[0]).status_code)
         elif step == "server_said":
             spender.server_said(time.time(), args[0], args[1])
-        elif step == "server_wait":  # what take() would wait for, without waiting
+        elif step == "take":  # what it would wait for, taking nothing then
             results.append(spender.take().seconds)
     spender.close()
     print(json.dumps(results), flush=True)
@@ -363,7 +363,7 @@ def test_a_429_heard_by_one_process_holds_off_the_others(
         "steps": [["get_once", "/competitions/2021/teams"]],
     }
     assert run_children([heard], tmp_path) == [[429]]
-    asks = {**heard, "where": separate(where, tmp_path, 1), "steps": [["server_wait"]]}
+    asks = {**heard, "where": separate(where, tmp_path, 1), "steps": [["take"]]}
     [[wait]] = run_children([asks], tmp_path)
     # What remains of the 10 s when it asked: each child takes a few seconds to start.
     assert started + 10 - time.time() < wait <= 10 + safety_margin(TEST_WINDOW)
@@ -374,7 +374,7 @@ def test_the_servers_zero_reaches_every_process(where: dict[str, Any], tmp_path:
     started = time.time()
     said = {"where": separate(where, tmp_path, 0), "steps": [["server_said", 0, 10.0]]}
     run_children([said], tmp_path)
-    asks = {"where": separate(where, tmp_path, 1), "steps": [["server_wait"], ["server_wait"]]}
+    asks = {"where": separate(where, tmp_path, 1), "steps": [["take"], ["take"]]}
     [[first, second]] = run_children([asks], tmp_path)
     assert started + 10 - time.time() < second <= first <= 10 + safety_margin(TEST_WINDOW)
 
@@ -473,6 +473,21 @@ def test_the_servers_last_word_is_read_without_spending_it(where: dict[str, Any]
         spender.server_said(time.time(), 0, 0.0)  # the window is over (plus the margin)
         time.sleep(spender.margin + 0.05)
         assert spender.take().seconds == 0.0 and spender.last_server_word() is None
+    finally:
+        spender.close()
+
+
+def test_the_servers_word_is_taken_only_with_a_slot(where: dict[str, Any]) -> None:
+    """While the log is full, nothing is taken from what the server said remains: a request
+    that waits for the budget does not also use up the server's count (one transaction)."""
+    spender = budget(where, limit=1)
+    try:
+        assert spender.take() == (0.0, "budget")
+        spender.server_said(time.time(), 5, 30.0)
+        assert spender.take().reason == "budget"  # the log is full: nothing taken
+        assert (spender.last_server_word() or (None,))[0] == 5
+        spender.server_said(time.time(), 0, 30.0)
+        assert spender.take().reason == "server"  # the server's word comes first
     finally:
         spender.close()
 
