@@ -5,9 +5,10 @@ transaction is BEGIN IMMEDIATE, so check-and-take is one step across processes.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 from football_assets.resources.budget_schema import Tx, sqlite_ddl
@@ -19,6 +20,8 @@ class SQLiteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._thread_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
         # Before any request: a corrupt file is moved aside (what it says), an unwritable one
         # stops here, naming itself, instead of as "file is not a database" mid-run.
         self.notice = prepare_file(path)
@@ -36,11 +39,18 @@ class SQLiteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        # A connection per transaction, so threads never share one; BEGIN IMMEDIATE takes the
-        # write lock first (waiting up to `timeout`), and the clock is read once it holds it.
-        try:
-            with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
-                conn.execute("PRAGMA synchronous=NORMAL")
+        # Threads share one connection, in turn: closing the last connection to a WAL file
+        # checkpoints it (an fsync), which a connection per transaction paid every request.
+        # BEGIN IMMEDIATE takes the file's write lock first (waiting up to `timeout`), and the
+        # clock is read once it holds it.
+        with self._thread_lock:
+            try:
+                if self._conn is None:
+                    self._conn = sqlite3.connect(
+                        self.path, timeout=30, isolation_level=None, check_same_thread=False
+                    )
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+                conn = self._conn
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield Tx(conn.execute, time.time())
@@ -48,8 +58,16 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:  # a full disk, a file made read-only meanwhile
-            raise file_error(self.path, exc) from None
+            except (sqlite3.Error, OSError) as exc:  # a full disk, a file made read-only
+                self._close()  # the next transaction starts on a new connection
+                raise file_error(self.path, exc) from None
 
     def close(self) -> None:
-        """Nothing stays open between transactions."""
+        with self._thread_lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with suppress(sqlite3.Error):
+                conn.close()
