@@ -209,6 +209,23 @@ def test_retries_stop_after_the_bounded_time_with_one_line(
     assert "\n" not in message
 
 
+def test_a_server_that_keeps_refusing_is_given_up_within_the_retry_time(
+    api_double: FootballApiDouble, limiter_dir: Path
+) -> None:
+    """A 429's wait counts as failing (it is waited out as the server's word, in the budget):
+    with 2 s to fail, the second 1 s refusal ends it, though the third answer would be data."""
+    api = live_api(api_double, limiter_dir, max_retry_seconds=2.0, **FAST)
+    api_double.inject(r"/teams$", Fault.rate_limited(1), times=2)
+    with pytest.raises(FootballDataTransientError) as failed:
+        api.fetch_teams("2021")
+
+    assert api_double.count("/competitions/2021/teams") == 2
+    assert str(failed.value).startswith(
+        "GET /competitions/2021/teams returned HTTP 429: You reached your request limit. "
+        "Wait 1 seconds. Gave up after 2 attempts in "
+    )
+
+
 def test_an_unreachable_api_fails_with_one_line(limiter_dir: Path) -> None:
     port = closed_port()
     api = LiveFootballDataApi(

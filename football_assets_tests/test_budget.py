@@ -50,8 +50,8 @@ API = {"base_url": "http://127.0.0.1:9/v4", "api_key": TEST_KEY}  # an API no te
 
 
 class Client:
-    """What the API client does around each request (its _pace and _get_once), on a budget
-    of this module: the server's word, then a slot, then the request."""
+    """What the API client does around each request (its get and _get_once), on a budget
+    of this module: spend (the server's word and a slot), then the request."""
 
     def __init__(self, budget: RequestBudget, base_url: str, *, retry: bool = True) -> None:
         self.budget, self.base_url, self.retry = budget, base_url, retry
@@ -61,9 +61,7 @@ class Client:
 
     def get(self, endpoint: str) -> requests.Response:
         while True:
-            while (wait := self.budget.server_wait()) > 0:
-                time.sleep(wait)
-            self.budget.acquire()
+            self.budget.spend()
             sent_at = time.time()
             response = self.session.get(f"{self.base_url}{endpoint}", timeout=10)
             available = response.headers.get("X-Requests-Available-Minute")
@@ -77,8 +75,7 @@ class Client:
             wait = float(reset) if reset else self.budget.window_seconds
             self.budget.server_said(sent_at, 0, wait)  # every process holds off, not only this
             if not self.retry:
-                return response
-            time.sleep(wait + self.budget.margin)
+                return response  # else the next spend() waits it out
 
     def teams(self, competition: str) -> int:
         response = self.get(f"/competitions/{competition}/teams")
@@ -140,7 +137,7 @@ def child_main() -> None:
         if step == "acquire":  # when it set out, and when it took each slot (wall clock)
             print("acquiring", flush=True)
             started = time.time()
-            slots = [(spender.acquire(), time.time())[1] for _ in range(args[0])]
+            slots = [(spender.spend(), time.time())[1] for _ in range(args[0])]
             results.append({"from": started, "at": slots})
         elif step == "teams":
             client = Client(spender, config["base_url"])
@@ -151,8 +148,8 @@ def child_main() -> None:
             results.append(client.get(args[0]).status_code)
         elif step == "server_said":
             spender.server_said(time.time(), args[0], args[1])
-        elif step == "server_wait":
-            results.append(spender.server_wait())
+        elif step == "take":  # what it would wait for, taking nothing then
+            results.append(spender.take().seconds)
     spender.close()
     print(json.dumps(results), flush=True)
 
@@ -301,8 +298,8 @@ def test_two_processes_cannot_both_take_the_last_slot(
 
     Certain, not a matter of timing: without the lock that makes check-and-insert one step
     (the file lock, the advisory lock, one budget for both), both read "room" and both write.
-    Slots are read as the log records them: pyrate stamps a slot before it waits for the
-    lock, so a child held there returns later than its slot (by what the margin covers).
+    Slots are read as the log records them: a child held at the lock returns later than its
+    slot (by what the margin covers).
     """
     config = {"where": where, "budget": {"limit": 1}, "steps": [["acquire", 1]]}
     with children([config, config], tmp_path) as processes:  # ready: the log exists
@@ -341,14 +338,14 @@ def recording_slots(where: dict[str, Any]) -> Callable[[], list[float]]:
     path = budget_file(Path(where["state_dir"]), **API)
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.executescript(
-            f"""CREATE TABLE slots (stamp INTEGER);
-            CREATE TRIGGER keep_slot AFTER INSERT ON requests_{round(TEST_WINDOW * 1000)}ms
-                BEGIN INSERT INTO slots VALUES (NEW.item_timestamp); END;"""
+            """CREATE TABLE slots (stamp REAL);
+            CREATE TRIGGER keep_slot AFTER INSERT ON budget_log
+                BEGIN INSERT INTO slots VALUES (NEW.stamp); END;"""
         )
 
     def read_file() -> list[float]:
         with closing(sqlite3.connect(path)) as db:
-            return [stamp / 1000 for (stamp,) in db.execute("SELECT stamp FROM slots ORDER BY 1")]
+            return [stamp for (stamp,) in db.execute("SELECT stamp FROM slots ORDER BY 1")]
 
     return read_file
 
@@ -366,7 +363,7 @@ def test_a_429_heard_by_one_process_holds_off_the_others(
         "steps": [["get_once", "/competitions/2021/teams"]],
     }
     assert run_children([heard], tmp_path) == [[429]]
-    asks = {**heard, "where": separate(where, tmp_path, 1), "steps": [["server_wait"]]}
+    asks = {**heard, "where": separate(where, tmp_path, 1), "steps": [["take"]]}
     [[wait]] = run_children([asks], tmp_path)
     # What remains of the 10 s when it asked: each child takes a few seconds to start.
     assert started + 10 - time.time() < wait <= 10 + safety_margin(TEST_WINDOW)
@@ -377,7 +374,7 @@ def test_the_servers_zero_reaches_every_process(where: dict[str, Any], tmp_path:
     started = time.time()
     said = {"where": separate(where, tmp_path, 0), "steps": [["server_said", 0, 10.0]]}
     run_children([said], tmp_path)
-    asks = {"where": separate(where, tmp_path, 1), "steps": [["server_wait"], ["server_wait"]]}
+    asks = {"where": separate(where, tmp_path, 1), "steps": [["take"], ["take"]]}
     [[first, second]] = run_children([asks], tmp_path)
     assert started + 10 - time.time() < second <= first <= 10 + safety_margin(TEST_WINDOW)
 
@@ -469,13 +466,28 @@ def test_the_servers_last_word_is_read_without_spending_it(where: dict[str, Any]
         assert available == 3
         assert now + 4.5 < reset_at < now + 5.0 + spender.margin + 0.5
         assert spender.last_server_word() == (3, pytest.approx(reset_at, abs=0.2))
-        assert spender.server_wait() == 0.0  # takes one
+        assert spender.take().seconds == 0.0  # takes one
         assert (spender.last_server_word() or (None,))[0] == 2
         spender.server_said(time.time(), 0, 1.0)
-        assert 0.5 < spender.server_wait() <= 1.0 + spender.margin
+        assert 0.5 < spender.take().seconds <= 1.0 + spender.margin
         spender.server_said(time.time(), 0, 0.0)  # the window is over (plus the margin)
         time.sleep(spender.margin + 0.05)
-        assert spender.server_wait() == 0.0 and spender.last_server_word() is None
+        assert spender.take().seconds == 0.0 and spender.last_server_word() is None
+    finally:
+        spender.close()
+
+
+def test_the_servers_word_is_taken_only_with_a_slot(where: dict[str, Any]) -> None:
+    """While the log is full, nothing is taken from what the server said remains: a request
+    that waits for the budget does not also use up the server's count (one transaction)."""
+    spender = budget(where, limit=1)
+    try:
+        assert spender.take() == (0.0, "budget")
+        spender.server_said(time.time(), 5, 30.0)
+        assert spender.take().reason == "budget"  # the log is full: nothing taken
+        assert (spender.last_server_word() or (None,))[0] == 5
+        spender.server_said(time.time(), 0, 30.0)
+        assert spender.take().reason == "server"  # the server's word comes first
     finally:
         spender.close()
 
@@ -484,7 +496,7 @@ def test_a_full_window_says_how_long_before_waiting(where: dict[str, Any]) -> No
     spender = budget(where, limit=2)
     told: list[float] = []
     try:
-        waited = [spender.acquire(on_wait=told.append) for _ in range(3)]
+        waited = [spender.spend(on_wait=lambda wait: told.append(wait.seconds)) for _ in range(3)]
     finally:
         spender.close()
     interval = TEST_WINDOW + safety_margin(TEST_WINDOW)
@@ -516,7 +528,7 @@ def test_the_key_reaches_no_file_name_and_no_file(
 
 def test_the_key_reaches_no_row_in_postgres(pg_url: str, schema: str) -> None:
     spender = budget({"database_url": pg_url, "schema": schema})
-    spender.acquire()
+    spender.spend()
     spender.server_said(time.time(), 0, 1.0)
     spender.close()
     with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:

@@ -23,7 +23,7 @@ from football_assets.resources.defaults import (
     DEFAULT_REQUESTS_PER_MINUTE,
 )
 
-if TYPE_CHECKING:  # the HTTP client (requests, pyrate-limiter) loads when a live API is used
+if TYPE_CHECKING:  # the HTTP client (requests, tenacity) loads when a live API is used
     from football_assets.resources.api_client import FootballDataClient
 
 SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "snapshot"
@@ -86,8 +86,8 @@ class LiveFootballDataApi(FootballDataApi):
                 database_url=self.budget_database_url,
                 schema=self.budget_schema,
             )
-            if notice := getattr(budget, "notice", None):  # a corrupt file was moved aside
-                dg.get_dagster_logger("football_assets.api").warning(notice)
+            if budget.notice:  # a corrupt file was moved aside
+                dg.get_dagster_logger("football_assets.api").warning(budget.notice)
             self._client = FootballDataClient(
                 base_url=self.base_url,
                 api_key=self.api_key,

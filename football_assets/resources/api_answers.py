@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
+if TYPE_CHECKING:
+    import requests
 
 _WAIT_IN_MESSAGE = re.compile(r"Wait (\d+) seconds", re.IGNORECASE)
 _COMPETITION = re.compile(r"/competitions/([^/]+)")
@@ -102,3 +105,40 @@ def retry_after_429(message: str, reset_header: int | None, window_seconds: floa
     if found:
         return float(found.group(1))
     return float(reset_header) if reset_header is not None else window_seconds
+
+
+def api_message(response: requests.Response) -> str:
+    """The body's "message", on one line whatever the server sent; "" when there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return " ".join(str(message).split()) if message else ""
+
+
+def int_header(response: requests.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def partition_of(endpoint: str) -> str:
+    """ " (raw_teams partition 2021)" for a teams endpoint, for error lines; else ""."""
+    competition = competition_of(endpoint)
+    return f" (raw_teams partition {competition})" if competition else ""
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost exception's class name, e.g. ConnectionRefusedError or RemoteDisconnected:
+    short, and unlike the wrappers' messages it never carries a URL."""
+    for _ in range(20):  # requests wraps urllib3, which wraps http.client and the socket
+        inner = exc.__cause__ or next(
+            (arg for arg in exc.args if isinstance(arg, BaseException)), exc.__context__
+        )
+        if inner is None:
+            break
+        exc = inner
+    return type(exc).__name__

@@ -1,11 +1,6 @@
 """The football-data.org HTTP client: auth, the shared request budget, retries, one-line errors.
-
-It knows HTTP and the API's conventions (X-Auth-Token, the rate headers, 429 bodies); it knows
-nothing of Dagster assets or SQL. `resources/api.py` wraps it, and the bundled snapshot, as the
-`football_api` resource.
-
-Size: one request's whole life (pacing, the attempt, its retries) and the one line for each way it
-can end, over 300 lines; read together they show which outcome is retried, waited out or final.
+It knows HTTP and the API's conventions (X-Auth-Token, the rate headers, 429 bodies), nothing of
+Dagster assets or SQL; `resources/api.py` wraps it as the `football_api` resource.
 """
 
 from __future__ import annotations
@@ -14,6 +9,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 
 import dagster as dg
 import requests
@@ -31,11 +27,14 @@ from football_assets.resources.api_answers import (
     FootballDataPermanentError,
     FootballDataRateLimited,
     FootballDataTransientError,
-    competition_of,
+    api_message,
     explain,
+    int_header,
+    partition_of,
     retry_after_429,
+    root_cause,
 )
-from football_assets.resources.budget import RequestBudget
+from football_assets.resources.budget import RequestBudget, Wait
 from football_assets.resources.defaults import (
     DEFAULT_API_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -48,23 +47,6 @@ log = dg.get_dagster_logger("football_assets.api")
 
 # Worth another attempt: the server or something in front of it is struggling.
 _TRANSIENT_STATUSES = frozenset({408, 425, 500, 502, 503, 504})
-
-
-def _api_message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    message = body.get("message") if isinstance(body, dict) else None
-    return " ".join(str(message).split()) if message else ""  # one line, whatever it sent
-
-
-def _int_header(response: requests.Response, name: str) -> int | None:
-    value = response.headers.get(name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 class FootballDataClient:
@@ -98,28 +80,31 @@ class FootballDataClient:
         self._backoff = wait_exponential(multiplier=backoff_seconds, max=30) + wait_random(
             0, backoff_seconds
         )
-        self._limiter = budget
+        self._budget = budget
         self._log = logger or log
 
     def close(self) -> None:
         self._session.close()
-        self._limiter.close()
+        self._budget.close()
 
     def get(self, endpoint: str) -> ApiResponse:
         """GET `endpoint` within the budget, retrying transient failures; raises one-line errors.
 
         The retries are bounded by `max_retry_seconds` of failing and backing off; time spent
-        waiting for the rate budget is pacing, not failing, so it does not count.
+        waiting for the budget is not failing, so it does not count, unless a 429 asked for it.
         """
-        paced = 0.0
+        budget_waits = 0.0
+        refused: FootballDataRateLimited | None = None  # the 429 the next wait answers
 
         def out_of_time(state: RetryCallState) -> bool:
-            failing = state.seconds_since_start or 0.0
-            return failing - paced + state.upcoming_sleep >= self._max_retry_seconds
+            failing = (state.seconds_since_start or 0.0) - budget_waits
+            error = state.outcome.exception() if state.outcome else None
+            upcoming = error.wait if isinstance(error, FootballDataRateLimited) else 0.0
+            return failing + state.upcoming_sleep + upcoming >= self._max_retry_seconds
 
         retrying = Retrying(
             retry=retry_if_exception_type(FootballDataTransientError),
-            wait=self._wait_before_retry,
+            wait=self._backoff_unless_refused,
             stop=out_of_time,
             before_sleep=lambda state: self._log_retry(state, endpoint),
             reraise=True,
@@ -128,12 +113,23 @@ class FootballDataClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    paced += self._pace(endpoint)
-                    response = self._get_once(endpoint)
+                    # A 429's wait is the server's word, recorded for every process: the
+                    # budget waits it out here, as it does any other (logged as the retry).
+                    waited = self._budget.spend(
+                        on_wait=partial(self._log_wait, endpoint=endpoint, refused=refused)
+                    )
+                    if refused is None:
+                        budget_waits += waited
+                    refused = None
+                    try:
+                        response = self._get_once(endpoint)
+                    except FootballDataRateLimited as exc:
+                        refused = exc
+                        raise
                     return replace(
                         response,
                         attempts=attempt.retry_state.attempt_number,
-                        rate_wait_seconds=paced,
+                        rate_wait_seconds=budget_waits,
                     )
         except FootballDataTransientError as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
@@ -144,64 +140,51 @@ class FootballDataClient:
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait_before_retry(self, state: RetryCallState) -> float:
+    def _backoff_unless_refused(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, FootballDataRateLimited):
-            return error.wait
-        return self._backoff(state)
+        return 0.0 if isinstance(error, FootballDataRateLimited) else self._backoff(state)
 
     def _log_retry(self, state: RetryCallState, endpoint: str) -> None:
         error = state.outcome.exception() if state.outcome else None
-        how = (
-            "as the API asked"
-            if isinstance(error, FootballDataRateLimited)
-            else "backing off with jitter"
-        )
+        asked = isinstance(error, FootballDataRateLimited)
+        wait = error.wait if isinstance(error, FootballDataRateLimited) else state.upcoming_sleep
+        how = "as the API asked" if asked else "backing off with jitter"
         self._log.info(
             "%s Waiting %s s (%s), then attempt %d.",
             error,
-            _seconds(state.upcoming_sleep),
+            _seconds(wait),
             how,
             state.attempt_number + 1,
-            extra=wait_event(state.upcoming_sleep, "retry", endpoint, how),
+            extra=wait_event(wait, "retry", endpoint, how),
         )
 
-    def _pace(self, endpoint: str) -> float:
-        """Wait until a request may be sent; return the seconds waited. Each wait is logged
-        once, before it starts, with its reason."""
-        waited = 0.0
-        # The server's word first, then the configured budget: the slot is stamped last, just
-        # before the request leaves, so the sliding window matches what the server counts.
-        while (wait := self._limiter.server_wait()) > 0:
+    def _log_wait(self, wait: Wait, endpoint: str, refused: FootballDataRateLimited | None) -> None:
+        """Each wait for the budget is logged once, before it starts, with its reason."""
+        if wait.reason == "server":
+            if refused is not None:
+                return  # announced with the 429 it answers (_log_retry)
             self._log.log(
-                _wait_level(wait),
+                _wait_level(wait.seconds),
                 "Waiting %s s before GET %s: the API said no requests remain until its "
                 "counter resets.",
-                _seconds(wait),
+                _seconds(wait.seconds),
                 endpoint,
-                extra=wait_event(wait, "server", endpoint, "the API's counter resets"),
+                extra=wait_event(wait.seconds, "server", endpoint, "the API's counter resets"),
             )
-            time.sleep(wait)
-            waited += wait
-
-        def tell(wait: float) -> None:
-            self._log.log(
-                _wait_level(wait),
-                "Waiting %s s before GET %s: the request budget (%d per %g s, shared by every "
-                "process using this key) is spent.",
-                _seconds(wait),
-                endpoint,
-                self._limiter.limit,
-                self._limiter.window_seconds,
-                extra=wait_event(
-                    wait,
-                    "budget",
-                    endpoint,
-                    f"{self._limiter.limit} requests per {self._limiter.window_seconds:g} s",
-                ),
-            )
-
-        return waited + self._limiter.acquire(on_wait=tell)
+            return
+        limit, window = self._budget.limit, self._budget.window_seconds
+        self._log.log(
+            _wait_level(wait.seconds),
+            "Waiting %s s before GET %s: the request budget (%d per %g s, shared by every "
+            "process using this key) is spent.",
+            _seconds(wait.seconds),
+            endpoint,
+            limit,
+            window,
+            extra=wait_event(
+                wait.seconds, "budget", endpoint, f"{limit} requests per {window:g} s"
+            ),
+        )
 
     def _scrub(self, text: str) -> str:
         # Defence in depth: whatever a server or proxy echoes back, the key never leaves here.
@@ -234,7 +217,7 @@ class FootballDataClient:
                 "set FOOTBALL_DATA_API_URL to an http(s) URL such as " + DEFAULT_API_URL + "."
             ) from None
         except requests.ConnectionError as exc:
-            reason = _root_cause(exc)
+            reason = root_cause(exc)
             raise FootballDataTransientError(
                 self._scrub(
                     f"GET {endpoint}: the connection to {self.base_url} failed or was dropped "
@@ -246,18 +229,18 @@ class FootballDataClient:
                 self._scrub(f"GET {endpoint} failed ({type(exc).__name__}).")
             ) from None
 
-        available = _int_header(response, "X-Requests-Available-Minute")
-        reset = _int_header(response, "X-RequestCounter-Reset")
+        available = int_header(response, "X-Requests-Available-Minute")
+        reset = int_header(response, "X-RequestCounter-Reset")
         status = response.status_code
-        message = self._scrub(_api_message(response))
+        message = self._scrub(api_message(response))
         if status == 429:
-            wait = retry_after_429(message, reset, self._limiter.window_seconds)
+            wait = retry_after_429(message, reset, self._budget.window_seconds)
             # Every process on the machine holds off until then, not only this one.
-            self._limiter.server_said(sent_at, 0, wait)
+            self._budget.server_said(sent_at, 0, wait)
             raise FootballDataRateLimited(
-                explain(endpoint, status, message), wait=wait + self._limiter.margin
+                explain(endpoint, status, message), wait=wait + self._budget.margin
             )
-        self._limiter.server_said(sent_at, available, reset)
+        self._budget.server_said(sent_at, available, reset)
         if status in _TRANSIENT_STATUSES:
             raise FootballDataTransientError(explain(endpoint, status, message))
         if 300 <= status < 400:
@@ -278,12 +261,12 @@ class FootballDataClient:
             raise FootballDataTransientError(
                 f"GET {endpoint} returned HTTP 200 but its body is not JSON "
                 f"(Content-Type {response.headers.get('Content-Type', 'missing')!r}, "
-                f"{len(response.content)} bytes){_partition(endpoint)}."
+                f"{len(response.content)} bytes){partition_of(endpoint)}."
             ) from None
         if not isinstance(payload, dict):
             raise FootballDataPermanentError(
                 f"GET {endpoint} returned HTTP 200 but its body is a JSON "
-                f"{type(payload).__name__}, not an object{_partition(endpoint)}."
+                f"{type(payload).__name__}, not an object{partition_of(endpoint)}."
             )
         return ApiResponse(
             endpoint=endpoint,
@@ -306,21 +289,3 @@ def _wait_level(seconds: float) -> int:
     # Once a sliding window is full, slots free up at the pace the requests were sent: the
     # waits in between last milliseconds and would only bury the one that matters.
     return logging.INFO if seconds >= 0.1 else logging.DEBUG
-
-
-def _partition(endpoint: str) -> str:
-    competition = competition_of(endpoint)
-    return f" (raw_teams partition {competition})" if competition else ""
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's class name, e.g. ConnectionRefusedError or RemoteDisconnected:
-    short, and unlike the wrappers' messages it never carries a URL."""
-    for _ in range(20):  # requests wraps urllib3, which wraps http.client and the socket
-        inner = exc.__cause__ or next(
-            (arg for arg in exc.args if isinstance(arg, BaseException)), exc.__context__
-        )
-        if inner is None:
-            break
-        exc = inner
-    return type(exc).__name__

@@ -1,9 +1,11 @@
-"""The request budget's PostgreSQL tables, declared once, and healed like the warehouse's:
-whatever is missing (a table, its key, its index) comes back when a budget opens.
+"""The request budget's tables, declared once for both backends (SQLite's DDL is compiled from
+them), healed in PostgreSQL like the warehouse's; and the transaction the budget runs in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -15,8 +17,20 @@ from psycopg import errors
 from football_assets.resources.schema_healing import SchemaRefused, heal_schema
 
 
+@dataclass
+class Tx:
+    """A transaction excluding every other one of the same budget: `run(query, params)` with
+    `?` placeholders, and the budget's clock (epoch seconds) read once it holds the budget."""
+
+    run: Callable[[str, tuple[Any, ...]], Any]
+    now: float
+
+    def row(self, query: str, *params: Any) -> Any:
+        return self.run(query, params).fetchone()
+
+
 @cache
-def budget_tables(schema: str) -> sa.MetaData:
+def budget_tables(schema: str | None) -> sa.MetaData:
     metadata = sa.MetaData(schema=schema)
     sa.Table(
         "budget_log",
@@ -34,6 +48,23 @@ def budget_tables(schema: str) -> sa.MetaData:
         sa.Column("sent_at", sa.Double, nullable=False),
     )
     return metadata
+
+
+@cache
+def sqlite_ddl() -> tuple[str, ...]:
+    """The same tables for a SQLite file, created when missing."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite.dialect()
+    statements: list[str] = []
+    for table in budget_tables(None).sorted_tables:
+        statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        statements += [
+            str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+            for index in sorted(table.indexes, key=lambda index: str(index.name))
+        ]
+    return tuple(statements)
 
 
 def _hint(table: str) -> str:

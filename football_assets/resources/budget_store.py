@@ -10,7 +10,8 @@ import re
 import sqlite3
 import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 # Where the state folder comes from (settings.py: $XDG_STATE_HOME/football_assets, else
@@ -129,6 +130,21 @@ def _corruption(path: Path) -> str | None:
     return "; ".join(str(row[0]) for row in rows[:3])
 
 
+@contextmanager
+def _moving_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise folder_error(path.parent, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def prepare_file(path: Path) -> str | None:
     """Make `path` usable as the budget, before any request: BudgetStoreError when it cannot be
     written; moved aside when corrupt, which returns the line saying so."""
@@ -140,9 +156,7 @@ def prepare_file(path: Path) -> str | None:
         raise file_error(path, exc) from None
     if _corruption(path) is None:
         return None
-    from filelock import FileLock  # pyrate-limiter's own lock file, so its users wait
-
-    with FileLock(f"{path}.lock", timeout=30):
+    with _moving_lock(path):  # two refreshes starting at once move it aside once
         problem = _corruption(path)  # another process may have replaced it meanwhile
         if problem is None:
             return None
