@@ -46,6 +46,13 @@ API_KEY = "benchmark-key"
 COMPETITIONS, TEAMS_EACH = 13, 20
 LIFTED_LIMIT = 100_000  # requests per window: none of the 14 requests waits
 COLD_RATIO_TARGET = 1.3
+# The floors, by name: the no-op pipeline's arguments (`benchmarks.noop whole ...`). The last is
+# refresh's whole Dagster skeleton: its three runs and its checks, every one a no-op.
+FLOORS = {
+    "floor": [],
+    "floor, 3 runs": ["--runs", "3"],
+    "floor, 3 runs, checks": ["--runs", "3", "--checks"],
+}
 
 
 def cold_refresh_ratio(
@@ -61,7 +68,7 @@ def cold_refresh_ratio(
     import sys
 
     data = synthetic_data(COMPETITIONS, TEAMS_EACH)
-    kinds: list[tuple[str, Checkout | None]] = [("floor", None), ("floor, 3 runs", None)]
+    kinds: list[tuple[str, Checkout | None]] = [(kind, None) for kind in FLOORS]
     kinds += [("cold", code) for code in codes]
     kinds += [("offline", code) for code in codes]
     walls: dict[str, list[float]] = {}
@@ -86,8 +93,7 @@ def cold_refresh_ratio(
                 if load:
                     loads.append(load[0])
                 if code is None:
-                    args = [sys.executable, "-m", "benchmarks.noop", "whole"]
-                    args += ["--runs", "3"] if kind == "floor, 3 runs" else []
+                    args = [sys.executable, "-m", "benchmarks.noop", "whole", *FLOORS[kind]]
                     env = harness.env(codes[0], **settings)
                 else:
                     args = measured_cli("refresh")
@@ -138,18 +144,27 @@ def cold_refresh_ratio(
             reports["floor, 3 runs"],
             events["floor, 3 runs"],
         ),
+        # Refresh's skeleton in full: the same runs and the same checks, as no-ops.
+        "floor_skeleton": _part(
+            walls["floor, 3 runs, checks"],
+            cpus["floor, 3 runs, checks"],
+            reports["floor, 3 runs, checks"],
+            events["floor, 3 runs, checks"],
+        ),
         "checkouts": {},
     }
     for code in codes:
         name, off = f"cold {code.label}", f"offline {code.label}"
         cold, offline = walls[name], walls[off]
         cold_median = median(cold) or 0.0
+        skeleton = median(walls["floor, 3 runs, checks"]) or 0.0
         result["checkouts"][code.label] = {
             "path": str(code.path),
             "cold": _part(cold, cpus[name], reports[name], events[name]),
             "offline": _part(offline, cpus[off], reports[off], events[off]),
             "cold_over_floor": round(cold_median / floor, 3) if floor else None,
             "cold_within_target": bool(floor) and cold_median / floor <= COLD_RATIO_TARGET,
+            "cold_over_skeleton": round(cold_median / skeleton, 3) if skeleton else None,
         }
     return result
 
@@ -180,18 +195,29 @@ def table(result: dict[str, Any]) -> str:
         f"  floor in three runs (as refresh runs today): {three['median_s']:.2f} s "
         f"[{three['min_s']:.2f}-{three['max_s']:.2f}]"
     )
+    skeleton = result.get("floor_skeleton")
+    if skeleton:
+        lines.append(
+            f"  floor as refresh runs it (three runs, its checks): {skeleton['median_s']:.2f} s "
+            f"[{skeleton['min_s']:.2f}-{skeleton['max_s']:.2f}]"
+        )
     columns = [("floor", floor["phases_s"]), ("floor 3 runs", three["phases_s"])]
+    if skeleton:
+        columns.append(("floor skeleton", skeleton["phases_s"]))
     for label, c in result["checkouts"].items():
         lines.append(
             f"  {label}: cold {c['cold']['median_s']:.2f} s "
             f"[{c['cold']['min_s']:.2f}-{c['cold']['max_s']:.2f}] = "
-            f"{c['cold_over_floor']:.2f} x floor (CPU {c['cold']['cpu']['median_s']:.2f} s); "
+            f"{c['cold_over_floor']:.2f} x floor, "
+            f"{c.get('cold_over_skeleton') or 0:.2f} x skeleton "
+            f"(CPU {c['cold']['cpu']['median_s']:.2f} s); "
             f"offline {c['offline']['median_s']:.2f} s "
             f"[{c['offline']['min_s']:.2f}-{c['offline']['max_s']:.2f}]"
         )
         columns.append((f"cold {label}", c["cold"]["phases_s"]))
         columns.append((f"offline {label}", c["offline"]["phases_s"]))
     events = [result["floor"]["events"]["total"], three["events"]["total"]]
+    events += [skeleton["events"]["total"]] if skeleton else []
     for c in result["checkouts"].values():
         events += [c["cold"]["events"]["total"], c["offline"]["events"]["total"]]
     lines.append("  events written: " + " | ".join(str(n) for n in events))

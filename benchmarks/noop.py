@@ -85,9 +85,52 @@ def warehouse_floor(steps: list[tuple[str, int]]) -> dict[str, Any]:
     return {"run_ids": [result.run_id], "steps": steps_run}
 
 
-def whole_floor(partitions: int, runs: int = 2) -> dict[str, Any]:
-    """Six no-op assets of the pipeline's shape, in two in-process runs (module docstring);
-    `runs=3` runs the range and the warehouse apart, as `refresh` does today."""
+# The checks of the pipeline (football_assets' definitions): evaluated inside the raw steps,
+# and after the tables and the report as steps of their own (seven single checks, then
+# Dagster's column-schema check of each table in one step).
+RAW_CHECKS = {"raw_competitions": 2, "raw_teams": 4}
+TABLE_CHECKS = (1, 1, 2, 1, 1)  # per table of the warehouse step, in order
+REPORT_CHECKS = 1
+TABLES = 5  # three tables and the two history tables
+
+
+def _passing(asset: str, count: int) -> tuple[list[Any], list[Any]]:
+    """`count` check specs on `asset` and their passing results."""
+    import dagster as dg
+
+    specs = [dg.AssetCheckSpec(f"check_{i}", asset=asset) for i in range(1, count + 1)]
+    results = [dg.AssetCheckResult(passed=True, check_name=spec.name) for spec in specs]
+    return specs, results
+
+
+def _check_steps(tables: Any, summary: Any) -> list[Any]:
+    """The table and report checks, as steps of their own."""
+    import dagster as dg
+
+    targets = [*zip(tables.keys, TABLE_CHECKS, strict=True), (summary.key, REPORT_CHECKS)]
+    checks: list[Any] = []
+    for key, count in targets:
+        for i in range(1, count + 1):
+
+            @dg.asset_check(asset=key, name=f"check_{i}", blocking=True)
+            def single() -> dg.AssetCheckResult:
+                return dg.AssetCheckResult(passed=True)
+
+            checks.append(single)
+    schema = [dg.AssetCheckSpec("column_schema", asset=key) for key in tables.keys]
+
+    @dg.multi_asset_check(specs=schema)
+    def column_schemas() -> Any:
+        for spec in schema:
+            yield dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name, passed=True)
+
+    return [*checks, column_schemas]
+
+
+def whole_floor(partitions: int, runs: int = 2, checks: bool = False) -> dict[str, Any]:
+    """No-op assets of the pipeline's shape, in two in-process runs (module docstring);
+    `runs=3` runs the range and the warehouse apart, as `refresh` does; `checks` adds the
+    pipeline's asset checks, each a no-op that passes."""
     import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -97,23 +140,27 @@ def whole_floor(partitions: int, runs: int = 2) -> dict[str, Any]:
     gc.freeze()  # as football_assets.cli.refresh_command does after its imports
     competitions = dg.DynamicPartitionsDefinition(name=PARTITIONS)
     keys = [str(2000 + i) for i in range(partitions)]
+    raw_specs, raw_results = _passing("raw_competitions", RAW_CHECKS["raw_competitions"] * checks)
+    team_specs, team_results = _passing("raw_teams", RAW_CHECKS["raw_teams"] * checks)
 
-    @dg.asset
+    @dg.asset(check_specs=raw_specs)
     def raw_competitions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         context.instance.add_dynamic_partitions(PARTITIONS, keys)
-        return dg.MaterializeResult()
+        return dg.MaterializeResult(check_results=raw_results)
 
     @dg.asset(
         partitions_def=competitions,
         deps=[raw_competitions],
         backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=team_specs,
     )
     def raw_teams() -> dg.MaterializeResult:
-        return dg.MaterializeResult()
+        return dg.MaterializeResult(check_results=team_results)
 
-    tables = _noop_step("warehouse_tables", 3, [raw_competitions, raw_teams])
+    tables = _noop_step("warehouse_tables", TABLES, [raw_competitions, raw_teams])
     summary = _noop_step("summary_csv", 1, [tables])
-    defs = dg.Definitions(assets=[raw_competitions, raw_teams, tables, summary])
+    extra = _check_steps(tables, summary) if checks else []
+    defs = dg.Definitions(assets=[raw_competitions, raw_teams, tables, summary], asset_checks=extra)
     job = defs.resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.get() as instance:
         first = job.execute_in_process(
@@ -151,10 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("shape", choices=["whole", "warehouse"], nargs="?", default="whole")
     parser.add_argument("--partitions", type=int, default=13)
     parser.add_argument("--runs", type=int, choices=[2, 3], default=2, help="whole: 2 or 3 runs")
+    parser.add_argument("--checks", action="store_true", help="whole: with the pipeline's checks")
     parser.add_argument("--steps", default=WAREHOUSE_SHAPE, help="step:assets,... (warehouse)")
     args = parser.parse_args(argv)
     if args.shape == "whole":
-        result = whole_floor(args.partitions, args.runs)
+        result = whole_floor(args.partitions, args.runs, args.checks)
     else:
         result = warehouse_floor(parse_steps(args.steps))
     print(json.dumps(result))

@@ -229,7 +229,9 @@ def refresh(
         store, output = resources.warehouse, resources.summary_output
         assert isinstance(store, Warehouse) and isinstance(output, OutputLocation)
         tables = [] if force else table_reasons(store)
-        report_stale = bool(report_reasons(instance, output))
+        # The report is judged only where the answer decides something: before the run when
+        # the tables are current, after it unless the run wrote the report itself.
+        report_stale = not (force or tables) and bool(report_reasons(instance, output))
         if not force and not tables and not report_stale:
             report.skipped = (
                 f"skipped {', '.join(k.to_user_string() for k in WAREHOUSE_RUN)}: the raw "
@@ -244,7 +246,8 @@ def refresh(
             report.changed = _materialized(instance, report.run_ids[-1])
             # Dagster skips the report's step when either table it reads did not change: if
             # the other one did, the report is written in a run of its own.
-            report_stale = bool(report_reasons(instance, output))
+            wrote_report = REPORT.to_user_string() in report.changed
+            report_stale = not wrote_report and bool(report_reasons(instance, output))
         if report_stale:
             report.run_ids.append(run([REPORT], {}))
             report.changed += _materialized(instance, report.run_ids[-1])

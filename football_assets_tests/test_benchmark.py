@@ -141,3 +141,26 @@ def test_updating_the_baseline_refuses_to_drop_its_scales(tmp_path: Path) -> Non
     bench.refuse_to_shrink(
         baseline, [Scale.parse("13x20"), Scale.parse("400x50:40/20"), Scale.parse("4000x50")], 2.0
     )
+
+
+def test_the_no_op_floor_has_the_pipelines_shape_and_checks() -> None:
+    # The floor the cold refresh is held against must keep up with the pipeline: a table or a
+    # check added to the code and not to the floor would make the ratio blame our own work.
+    from benchmarks import noop
+    from football_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    checks: dict[str, list[str]] = {}
+    for check in graph.asset_check_keys:
+        checks.setdefault(check.asset_key.to_user_string(), []).append(check.name)
+    tables = [key.to_user_string() for key in defs.resolve_assets_def("dim_teams").keys]
+    assert len(tables) == noop.TABLES
+    for raw, count in noop.RAW_CHECKS.items():
+        assert len(checks[raw]) == count, raw
+    schema = "column_schema_change"
+    assert sorted(len([c for c in checks[t] if c != schema]) for t in tables) == sorted(
+        noop.TABLE_CHECKS
+    )
+    assert all(schema in checks[t] for t in tables)
+    assert len(checks["summary_csv"]) == noop.REPORT_CHECKS
+    assert set(checks) == {*noop.RAW_CHECKS, *tables, "summary_csv"}
