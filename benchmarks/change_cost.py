@@ -1,11 +1,6 @@
 """What building and comparing rows (and the history tables) cost, before and after, in one sitting.
-
-`python -m benchmarks.change_cost --code /path/to/old/checkout --code . --scale 4000x50`: for
-each checkout, in a subprocess importing that checkout, synthetic answers are stored and loaded
-once; then, `--repeat` times, the same answers with only `currentMatchday` advanced (new bytes,
-equal rows) are stored and the warehouse load is timed: the step's own work, without Dagster's
-fixed cost, so the ratio is the stricter one. Checkouts run interleaved, each repetition in turn.
-"""
+`python -m benchmarks.change_cost --code /path/to/old/checkout --code . --scale 4000x50`: the
+warehouse load of unchanged rows in new bytes, timed per checkout (`measure`)."""
 
 from __future__ import annotations
 
@@ -110,6 +105,11 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, url: str) -> None:
+    """For each checkout, in a subprocess importing that checkout, synthetic answers are stored
+    and loaded once; then, `--repeat` times, the same answers with only `currentMatchday`
+    advanced (new bytes, equal rows) are stored and the warehouse load is timed: the step's own
+    work, without Dagster's fixed cost, so the ratio is the stricter one. Checkouts run
+    interleaved, each repetition in turn."""
     variants = [(code, False) for code in args.code or ["."]]
     variants.append((variants[-1][0], True))  # the last checkout again, with the history tables
     times: dict[str, list[float]] = {}

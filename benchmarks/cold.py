@@ -1,22 +1,6 @@
 """A first refresh against Dagster's floor, in one sitting: `--cold N` of `benchmarks.run`.
-
-Each repetition runs, in an order that rotates from one repetition to the next so that a
-change in the machine's load hits every kind alike:
-
-- the floor: `python -m benchmarks.noop whole` (six no-op assets of the pipeline's shape, 13
-  dynamic partitions, two in-process runs) in a fresh process with a fresh SQLite instance;
-  and the same in three runs (`--runs 3`, the range and the warehouse apart, as `refresh`
-  runs them today), which prices the third run;
-- per checkout, a cold `football-assets refresh`: a fresh process, a fresh instance, a fresh
-  schema, the free tier's shape (13 competitions, 20 teams each) served by the loopback API
-  double with the request limit lifted, so no request waits;
-- per checkout, the offline refresh: the same, from the bundled snapshot (no API key).
-
-Reported: each one's wall time (median, min, max, samples), the ratio of the medians of the
-cold refresh and the floor, and, from a profile of every process (`benchmarks.phases`), the
-median seconds per phase of each and the events its runs wrote (first repetition), so the time
-above the floor has a place.
-"""
+Per repetition, in rotating order: the no-op floors, and per checkout a cold and an offline
+refresh; reported: their walls, the cold/floor ratio and their phases (`cold_refresh_ratio`)."""
 
 from __future__ import annotations
 
@@ -65,6 +49,23 @@ def cold_refresh_ratio(
     timeout: float = 600.0,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """Each repetition runs, in an order that rotates from one repetition to the next so that a
+    change in the machine's load hits every kind alike:
+
+    - the floors (FLOORS): `python -m benchmarks.noop whole` (the pipeline's assets as no-ops,
+      the warehouse step with its five tables, 13 dynamic partitions, two in-process runs) in a
+      fresh process with a fresh SQLite instance; the same in three runs (`--runs 3`, the range
+      and the warehouse apart, as `refresh` runs them today), which prices the third run; and
+      the three runs with the pipeline's checks as no-ops, refresh's whole Dagster skeleton;
+    - per checkout, a cold `football-assets refresh`: a fresh process, a fresh instance, a fresh
+      schema, the free tier's shape (13 competitions, 20 teams each) served by the loopback API
+      double with the request limit lifted, so no request waits;
+    - per checkout, the offline refresh: the same, from the bundled snapshot (no API key).
+
+    Reported: each one's wall time (median, min, max, samples), the ratio of the medians of the
+    cold refresh and the floor, and, from a profile of every process (`benchmarks.phases`), the
+    median seconds per phase of each and the events its runs wrote (first repetition), so the
+    time above the floor has a place."""
     import sys
 
     data = synthetic_data(COMPETITIONS, TEAMS_EACH)

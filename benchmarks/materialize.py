@@ -1,19 +1,5 @@
 """Where users materialize: `dagster asset materialize` and the UI, default run config against
-the in-process executor; `--materialize N` of `benchmarks.run`.
-
-Per checkout: a fresh instance and schema, filled by one offline `football-assets refresh` (the
-raw answers the warehouse assets read), then N repetitions, alternating which goes first, of
-
-- `dagster asset materialize -m football_assets.definitions --select dim_competitions,
-  dim_teams,fact_competitions,summary_csv`, as is (the code location's executor) and with the
-  in-process executor forced by run config (`execution: {config: {in_process: {}}}` where the
-  executor is Dagster's default; where the code location's executor is in-process already,
-  the forced run is the same command): the command's wall time, and the run's own;
-- the same selection launched through the webserver's GraphQL API (`launchRun`, what the UI's
-  Materialize button sends) on `dagster-webserver` in its own process group on a free loopback
-  port: launch to RUN_SUCCESS. The instance runs launches at once (DefaultRunCoordinator):
-  `dagster dev`'s queue adds its dequeue interval (up to 5 s), the same for every executor.
-"""
+the in-process executor; `--materialize N` of `benchmarks.run` (`materialize_paths`)."""
 
 from __future__ import annotations
 
@@ -40,7 +26,7 @@ from benchmarks.harness import (
 from benchmarks.webserver import MODULE, SELECTION, launch, webserver
 
 DEFAULT_RATIO_TARGET = 1.5
-# The instance's runs start at once, without a daemon (see the module docstring).
+# The instance's runs start at once, without a daemon (see materialize_paths).
 INSTANCE_YAML = """\
 run_coordinator:
   module: dagster.core.run_coordinator
@@ -85,6 +71,20 @@ def materialize_paths(
     timeout: float = 900.0,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """Per checkout: a fresh instance and schema, filled by one offline `football-assets
+    refresh` (the raw answers the warehouse assets read), then N repetitions, alternating which
+    goes first, of
+
+    - `dagster asset materialize -m football_assets.definitions --select` SELECTION, as is (the
+      code location's executor) and with the in-process executor forced by run config
+      (`execution: {config: {in_process: {}}}` where the executor is Dagster's default; where
+      the code location's executor is in-process already, the forced run is the same command):
+      the command's wall time, and the run's own;
+    - the same selection launched through the webserver's GraphQL API (`launchRun`, what the
+      UI's Materialize button sends) on `dagster-webserver` in its own process group on a free
+      loopback port: launch to RUN_SUCCESS. The instance runs launches at once
+      (DefaultRunCoordinator): `dagster dev`'s queue adds its dequeue interval (up to 5 s), the
+      same for every executor."""
     result: dict[str, Any] = {"repetitions": repetitions, "selection": list(SELECTION)}
     checkouts: dict[str, Any] = {}
     for number, code in enumerate(codes):

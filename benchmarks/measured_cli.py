@@ -1,17 +1,6 @@
-"""`football-assets` exactly as users run it, reporting on itself at exit.
-
-`python -m benchmarks.measured_cli refresh` calls the function the `football-assets` script
-calls (its console-script entry point, `football_assets.cli:main`), imported from whichever
-checkout comes first on PYTHONPATH, and, at exit, writes to $BENCHMARK_REPORT a JSON object:
-
-- `peak_kib`: this process's peak resident set. Measured here because neither wait4 nor
-  RUSAGE_SELF can tell: Linux carries ru_maxrss across fork and exec, so a child of the
-  benchmark (which holds the synthetic data) would report the benchmark's size. VmHWM is the
-  high-water mark of this image alone.
-- `football_assets`: the file the package was imported from, so the benchmark can tell that it
-  measured the checkout it meant to.
-- `phases`: with BENCHMARK_PHASES=1, where the time went (`benchmarks.phases`).
-"""
+"""`football-assets` exactly as users run it, reporting on itself at exit: `python -m
+benchmarks.measured_cli refresh` runs the script's entry point from the checkout first on
+PYTHONPATH and writes a JSON report to $BENCHMARK_REPORT (`write_report`)."""
 
 from __future__ import annotations
 
@@ -46,6 +35,15 @@ def entry_point_target() -> str:
 
 
 def write_report(profiling: bool) -> None:
+    """At exit, writes to $BENCHMARK_REPORT a JSON object:
+
+    - `peak_kib`: this process's peak resident set. Measured here because neither wait4 nor
+      RUSAGE_SELF can tell: Linux carries ru_maxrss across fork and exec, so a child of the
+      benchmark (which holds the synthetic data) would report the benchmark's size. VmHWM is
+      the high-water mark of this image alone.
+    - `football_assets`: the file the package was imported from, so the benchmark can tell that
+      it measured the checkout it meant to.
+    - `phases`: with BENCHMARK_PHASES=1, where the time went (`benchmarks.phases`)."""
     target = os.environ.get("BENCHMARK_REPORT")
     if not target:
         return

@@ -1,25 +1,6 @@
-"""Dagster's floor: the pipeline's shape with every asset a no-op, run the way refresh runs.
-
-`python -m benchmarks.noop whole [--partitions 13]` (with DAGSTER_HOME set; the benchmark gives
-it a fresh SQLite instance) is the floor of a whole refresh: the same six assets doing nothing,
-`raw_competitions` (which registers the dynamic partitions), `raw_teams` (partitioned by them,
-one run for the range), `dim_competitions`, `dim_teams` and `fact_competitions` (one step, as
-the code loads them in one transaction) and `summary_csv`, materialized in two in-process runs
-in a fresh process: the competition list, then the range of `raw_teams` together with
-everything downstream (Dagster runs a partition range and unpartitioned assets in one run; the
-range tags apply to the partitioned asset only). Prints the run ids as JSON. Its process is run
-the way `football-assets refresh` runs its own: the modules it loaded frozen out of the garbage
-collector's sight (`gc.freeze()`) before the runs, and an exit that runs the exit handlers but
-skips Python's teardown, so the floor keeps what refresh saves there and the ratio compares
-like with like.
-
-`python -m benchmarks.noop warehouse --steps warehouse_tables:5,summary_csv:1` is the floor of
-the warehouse phase alone, shaped like the steps the measured code ran (step name and how many
-assets it materializes), in the scale's own instance: the difference is the work.
-
-With BENCHMARK_PHASES=1 and BENCHMARK_REPORT set it reports where its time went, exactly as
-`benchmarks.measured_cli` does for the refresh (`benchmarks.phases`).
-"""
+"""Dagster's floor: the pipeline's shape with every asset a no-op, run the way refresh runs:
+raw_competitions, raw_teams, the warehouse step's five tables and summary_csv (`whole`), or the
+warehouse steps alone (`warehouse`); `python -m benchmarks.noop --help`."""
 
 # No `from __future__ import annotations`: Dagster reads the annotations of the assets below,
 # which are defined inside functions that import dagster lazily (after the profiler starts).
@@ -128,7 +109,7 @@ def _check_steps(tables: Any, summary: Any) -> list[Any]:
 
 
 def whole_floor(partitions: int, runs: int = 2, checks: bool = False) -> dict[str, Any]:
-    """No-op assets of the pipeline's shape, in two in-process runs (module docstring);
+    """No-op assets of the pipeline's shape, in two in-process runs (see main);
     `runs=3` runs the range and the warehouse apart, as `refresh` does; `checks` adds the
     pipeline's asset checks, each a no-op that passes."""
     import dagster as dg
@@ -187,6 +168,25 @@ def whole_floor(partitions: int, runs: int = 2, checks: bool = False) -> dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m benchmarks.noop whole [--partitions 13]` (with DAGSTER_HOME set; the benchmark
+    gives it a fresh SQLite instance) is the floor of a whole refresh: the same assets doing
+    nothing, `raw_competitions` (which registers the dynamic partitions), `raw_teams`
+    (partitioned by them, one run for the range), the warehouse step's five tables (three tables
+    and the two history tables, one step, as the code loads them in one transaction) and
+    `summary_csv`, materialized in two in-process runs in a fresh process: the competition list,
+    then the range of `raw_teams` together with everything downstream (Dagster runs a partition
+    range and unpartitioned assets in one run; the range tags apply to the partitioned asset
+    only). Prints the run ids as JSON. Its process is run the way `football-assets refresh` runs
+    its own: the modules it loaded frozen out of the garbage collector's sight (`gc.freeze()`)
+    before the runs, and an exit that runs the exit handlers but skips Python's teardown, so the
+    floor keeps what refresh saves there and the ratio compares like with like.
+
+    `python -m benchmarks.noop warehouse --steps warehouse_tables:5,summary_csv:1` is the floor
+    of the warehouse phase alone, shaped like the steps the measured code ran (step name and how
+    many assets it materializes), in the scale's own instance: the difference is the work.
+
+    With BENCHMARK_PHASES=1 and BENCHMARK_REPORT set it reports where its time went, exactly as
+    `benchmarks.measured_cli` does for the refresh (`benchmarks.phases`)."""
     profiling = os.environ.get("BENCHMARK_PHASES") == "1"
     if profiling:  # before Dagster is imported, so its import counts
         from benchmarks import phases
@@ -194,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         phases.install()
     # Reports at exit, as `football-assets` measured by measured_cli does.
     atexit.register(measured_cli.write_report, profiling)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.noop", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.noop", description=__doc__, epilog=main.__doc__
+    )
     parser.add_argument("shape", choices=["whole", "warehouse"], nargs="?", default="whole")
     parser.add_argument("--partitions", type=int, default=13)
     parser.add_argument("--runs", type=int, choices=[2, 3], default=2, help="whole: 2 or 3 runs")

@@ -1,5 +1,4 @@
 """Where a process's wall time goes: imports, the instance, runs, events, resources, SQL, HTTP.
-
 `install()` times a few functions of Python's import system, Dagster, SQLAlchemy, psycopg and
 requests (`benchmarks.phase_clock`); `report()` gives each phase's wall seconds since then."""
 

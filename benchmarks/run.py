@@ -1,7 +1,5 @@
 """The pipeline against its physical limits: `python -m benchmarks.run --scales 13x20,400x50`.
-
-Orchestration: the parts to measure, in order, and the command line (`--help` says it all).
-"""
+Orchestration: the parts to measure, in order, and the command line (`--help` says it all)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Synthetic football-data.org answers at any scale, and the tables they must produce.
-
-Deterministic (seeded), so two runs of one scale serve byte-identical answers, which is what
-lets the rerun show that unchanged raw data rebuilds nothing. Teams are drawn from a shared
-pool, so most teams play in several competitions (the free tier has 264 pairs for 226 teams;
-the issue's 20,000 pairs for 11,000 teams), and names are deliberately non-ASCII.
-"""
+"""Synthetic football-data.org answers at any scale, and the tables they must produce;
+deterministic (seeded), so two runs of one scale serve byte-identical answers and the rerun
+shows that unchanged raw data rebuilds nothing."""
 
 from __future__ import annotations
 
@@ -57,7 +53,10 @@ def synthetic_team(index: int, squad: int = 0) -> dict[str, Any]:
 
 
 def synthetic_data(competitions: int, teams_each: int, *, squad: int = 0, seed: int = 6) -> ApiData:
-    """`competitions` × `teams_each` competition/team pairs over a shared pool of teams."""
+    """`competitions` × `teams_each` competition/team pairs over a shared pool of teams.
+
+    Most teams play in several competitions (the free tier has 264 pairs for 226 teams; the
+    issue's 20,000 pairs for 11,000 teams), and names are deliberately non-ASCII."""
     rng = random.Random(f"{seed}:{competitions}x{teams_each}")
     pool_size = team_pool_size(competitions, teams_each)
     pool: dict[int, dict[str, Any]] = {}
