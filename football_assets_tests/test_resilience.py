@@ -312,7 +312,7 @@ def test_permanent_errors_stop_with_the_promised_line_and_the_data_whole(
         ),
         (
             team_without_an_id,
-            "raw_teams: raw_teams partition 2014 (GET /competitions/2014/teams): unusable "
+            "raw_teams: raw_teams partition PD (GET /competitions/2014/teams): unusable "
             "answer, field 'teams.",
             ".id': field required",
         ),
