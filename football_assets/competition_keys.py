@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from football_assets.payloads import parse_competitions
+from football_assets.payloads import PayloadError, parse_competitions
 
 # A code becomes a key only if it is plain: Dagster refuses some characters in keys, a URL or a
 # range tag would need others escaped, and a code of digits could be another competition's id.
@@ -37,6 +37,58 @@ def competition_keys(payload: Any) -> dict[str, int]:
         code = codes[cid]
         keys[code if code and shared[code.upper()] == 1 else str(cid)] = cid
     return keys
+
+
+def key_names(payload: Any) -> tuple[dict[str, int], dict[str, str]]:
+    """({partition key: competition id}, {partition key: name}) of a competition list; both
+    empty when it is unusable."""
+    try:
+        keys = competition_keys(payload)
+        names = {c.id: c.name for c in parse_competitions(payload).competitions}
+    except PayloadError:
+        return {}, {}
+    return keys, {key: names[cid] for key, cid in keys.items()}
+
+
+def ids_of(keys: Sequence[str], listed: Mapping[str, int]) -> dict[str, int]:
+    """{partition key: competition id}, by the stored competition list `listed`. A key of
+    digits is an id (a competition without a code of its own, or an instance still keyed by
+    ids); a code the list does not hold raises UnknownCompetition."""
+    ids: dict[str, int] = {}
+    for key in keys:
+        if key not in listed and not key.isdigit():
+            raise UnknownCompetition(
+                f"partition {key}: no competition in the latest stored competition list has "
+                "this code; materialize raw_competitions (or run football-assets refresh), "
+                "which renews the partitions"
+            )
+        ids[key] = listed[key] if key in listed else int(key)
+    return ids
+
+
+def answer_is_about(payload: dict[str, Any], competition_id: int, where: str) -> None:
+    """The tables read an answer's competition from its `competition.id`: raise PayloadError
+    unless it is the competition asked for (a whole number: 2021 or 2021.0)."""
+    summary = payload.get("competition")
+    said = summary.get("id") if isinstance(summary, dict) else None
+    if isinstance(said, float) and said.is_integer():
+        said = int(said)
+    if not isinstance(said, int) or isinstance(said, bool):
+        raise PayloadError(
+            f"{where}: unusable answer, field 'competition.id': {said!r} is not an id"
+        )
+    if said != competition_id:
+        raise PayloadError(
+            f"{where}: unusable answer, it is about competition {said}, not {competition_id}"
+        )
+
+
+def competition_summary(payload: dict[str, Any], field: str) -> str | None:
+    """A text field of a teams answer's `competition` (name, code), if well-formed: not read by
+    the tables, so not checked on arrival."""
+    summary = payload.get("competition")
+    value = summary.get(field) if isinstance(summary, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def renamed(removed: Sequence[str], keys: Mapping[str, int]) -> dict[str, str]:

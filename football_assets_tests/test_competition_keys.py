@@ -10,14 +10,23 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from football_assets.assets.ingestion import PARTITIONS
-from football_assets.competition_keys import UnknownCompetition, competition_keys, resolve
+from football_assets.automation import new_competitions_sensor
+from football_assets.competition_keys import (
+    UnknownCompetition,
+    answer_is_about,
+    competition_keys,
+    resolve,
+)
+from football_assets.payloads import PayloadError
 from football_assets.refresh import UnknownCompetitions, refresh
 from football_assets.resources.api_answers import ApiResponse
-from football_assets.resources.raw_records import RawRecord
+from football_assets.resources.raw_records import RawRecord, payload_sha256
 from football_assets.resources.warehouse import Warehouse
 from football_assets.staleness import WAREHOUSE_RUN
+from football_assets_tests.conftest import live_api
 from football_assets_tests.test_resilience import actual_tables, expected_tables, whole_tables
 from test_support.api_double import ApiData, FootballApiDouble, make_competition, make_team
 
@@ -215,3 +224,35 @@ def test_an_instance_keyed_by_ids_takes_a_code_before_it_migrates(
     report = refresh(snapshot_defs, instance, competitions=["pl"], echo=lambda _: None)
     assert report.partitions == ["2021"]  # the key it has; the next full refresh renames it
     assert actual_tables(warehouse) == expected_tables(ApiData.from_sample_dir())
+
+
+def test_an_answer_about_another_competition_is_refused() -> None:
+    asked = "raw_teams partition PL (GET /competitions/2021/teams)"
+    answer_is_about({"competition": {"id": 2021.0}, "teams": []}, 2021, asked)  # JSON's 2021
+    with pytest.raises(PayloadError) as other:
+        answer_is_about({"competition": {"id": 2016}, "teams": []}, 2021, asked)
+    assert str(other.value) == f"{asked}: unusable answer, it is about competition 2016, not 2021"
+    with pytest.raises(PayloadError, match=r"field 'competition.id': None is not an id$"):
+        answer_is_about({"teams": []}, 2021, asked)
+
+
+def test_the_new_competitions_sensor_has_raw_competitions_rename_an_instance_keyed_by_ids(
+    api_double: FootballApiDouble, limiter_dir: Path, instance: dg.DagsterInstance
+) -> None:
+    listed = json.loads(api_double.data.render_competitions())
+    ids = sorted(str(c["id"]) for c in listed["competitions"])
+    instance.add_dynamic_partitions(PARTITIONS, ids)
+    for key in ids:
+        instance.report_runless_asset_event(dg.AssetMaterialization("raw_teams", partition=key))
+    # raw_competitions holds this very answer already: only the stale keys call for its run.
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("raw_competitions", tags={DATA_VERSION_TAG: payload_sha256(listed)})
+    )
+    with dg.build_sensor_context(
+        instance=instance, resources={"football_api": live_api(api_double, limiter_dir)}
+    ) as context:
+        result = new_competitions_sensor(context)
+
+    assert isinstance(result, dg.SensorResult)
+    requested = [r.asset_selection for r in result.run_requests or []]
+    assert [dg.AssetKey("raw_competitions")] in requested

@@ -38,6 +38,7 @@ from football_assets.assets.ingestion_checks import (
     AnswerWatch,
     check_competitions_have_teams,
     check_values_fit_postgres,
+    listed_competitions,
     log_news,
     named,
     new_fields_result,
@@ -46,7 +47,14 @@ from football_assets.assets.ingestion_checks import (
     warn_sanitized,
 )
 from football_assets.assets.labels import competitions_markdown, stored_team_counts
-from football_assets.competition_keys import competition_keys, renamed
+from football_assets.competition_keys import (
+    UnknownCompetition,
+    answer_is_about,
+    competition_keys,
+    competition_summary,
+    ids_of,
+    renamed,
+)
 from football_assets.payloads import PayloadError, parse_teams
 from football_assets.policies import API_POOL, INGESTION, OWNERS
 from football_assets.resources.api import FootballDataApi
@@ -208,7 +216,10 @@ def raw_teams(
     # of 4,000 competitions holds one parsed payload at a time, not 4,000.
     spool = ResponseSpool()
     keys = list(context.partition_keys)
-    ids = partition_ids(warehouse, keys)
+    try:  # what to ask the API for: the id each key stands for in the stored list
+        ids = ids_of(keys, listed_competitions(warehouse)[0])
+    except UnknownCompetition as exc:
+        raise dg.Failure(f"raw_teams {exc}", allow_retries=False) from None
     metadata: dict[str, dict[str, Any]] = {}
     names: dict[str, str] = {}
     watch = AnswerWatch("raw_teams", drift.TEAMS, ids=ids)
@@ -231,8 +242,8 @@ def raw_teams(
             if record.sanitized:
                 warn_sanitized(context.log, key, record, response.payload)
             # The name tells a reader of the Partitions tab which competition the key is.
-            name = _competition_summary(response.payload, "name")
-            code = _competition_summary(response.payload, "code")
+            name = competition_summary(response.payload, "name")
+            code = competition_summary(response.payload, "code")
             if name:
                 names[key] = name
             metadata[key] = {
@@ -284,50 +295,3 @@ def raw_teams(
         # Stored and reported (the API did say it), but no table is built from it: the
         # warehouse step refuses such answers too, in whatever run it runs.
         raise dg.Failure(drift.describe_missing(missing), allow_retries=False)
-
-
-def partition_ids(warehouse: Warehouse, keys: list[str]) -> dict[str, int]:
-    """{partition key: competition id} from the latest stored competition list: what to ask
-    the API for. A key of digits is an id (a competition without a usable code of its own, or
-    an instance still keyed by ids); a code the list no longer holds stops the step."""
-    latest = warehouse.latest_raw("raw_competitions", [""])
-    try:
-        listed = competition_keys(latest[""]) if "" in latest else {}
-    except PayloadError:
-        listed = {}
-    ids: dict[str, int] = {}
-    for key in keys:
-        if key in listed or key.isdigit():
-            ids[key] = listed[key] if key in listed else int(key)
-            continue
-        raise dg.Failure(
-            f"raw_teams partition {key}: no competition in the latest stored competition list "
-            "has this code; materialize raw_competitions (or run football-assets refresh), "
-            "which renews the partitions.",
-            allow_retries=False,
-        )
-    return ids
-
-
-def answer_is_about(payload: dict[str, Any], competition_id: int, where: str) -> None:
-    """The warehouse reads an answer's competition from `competition.id`: it must name the
-    competition asked for (a whole number: 2021 or 2021.0)."""
-    summary = payload.get("competition")
-    said = summary.get("id") if isinstance(summary, dict) else None
-    if isinstance(said, float) and said.is_integer():
-        said = int(said)
-    if not isinstance(said, int) or isinstance(said, bool):
-        raise PayloadError(
-            f"{where}: unusable answer, field 'competition.id': {said!r} is not an id"
-        )
-    if said != competition_id:
-        raise PayloadError(
-            f"{where}: unusable answer, it is about competition {said}, not {competition_id}"
-        )
-
-
-def _competition_summary(payload: dict[str, Any], field: str) -> str | None:
-    # Not part of what the tables read, so not checked on arrival: take it only if well-formed.
-    summary = payload.get("competition")
-    value = summary.get(field) if isinstance(summary, dict) else None
-    return value if isinstance(value, str) else None

@@ -13,8 +13,7 @@ from typing import Any
 import dagster as dg
 
 from football_assets import drift
-from football_assets.competition_keys import competition_keys
-from football_assets.payloads import PayloadError, parse_competitions
+from football_assets.competition_keys import key_names
 from football_assets.resources.raw_records import RawRecord
 from football_assets.resources.warehouse import Warehouse
 from football_assets.resources.warehouse_sql import Keys
@@ -66,16 +65,6 @@ def listed_competitions(warehouse: Warehouse) -> tuple[dict[str, int], dict[str,
     competition list (both empty when none)."""
     latest = warehouse.latest_raw("raw_competitions", [""])
     return key_names(latest[""]) if latest else ({}, {})
-
-
-def key_names(payload: Any) -> tuple[dict[str, int], dict[str, str]]:
-    """({partition key: competition id}, {partition key: name}) of a competition list."""
-    try:
-        keys = competition_keys(payload)
-        names = {c.id: c.name for c in parse_competitions(payload).competitions}
-    except PayloadError:
-        return {}, {}
-    return keys, {key: names[cid] for key, cid in keys.items()}
 
 
 def named(key: str, names: Mapping[str, str]) -> str:
