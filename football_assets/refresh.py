@@ -271,8 +271,11 @@ def _wanted(
     the ids mapped by the stored competition list (read only when a name is not a key)."""
     with contextlib.suppress(UnknownCompetition):
         return resolve(named, known, {})
-    with dg.build_resources({"warehouse": _resource(defs, "warehouse")}, instance=instance) as r:
-        keys, _ = listed_competitions(r.warehouse)
+    keys: dict[str, int] = {}
+    if known:  # else nothing to name, and perhaps no warehouse yet
+        needed = {"warehouse": _resource(defs, "warehouse")}
+        with dg.build_resources(needed, instance=instance) as resources:
+            keys, _ = listed_competitions(resources.warehouse)
     try:
         return resolve(named, known, keys)
     except UnknownCompetition as exc:

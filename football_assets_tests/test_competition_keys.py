@@ -256,3 +256,12 @@ def test_the_new_competitions_sensor_has_raw_competitions_rename_an_instance_key
     assert isinstance(result, dg.SensorResult)
     requested = [r.asset_selection for r in result.run_requests or []]
     assert [dg.AssetKey("raw_competitions")] in requested
+
+
+def test_a_competition_named_before_any_refresh_says_to_run_one(
+    snapshot_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    with pytest.raises(UnknownCompetitions) as unknown:
+        refresh(snapshot_defs, instance, competitions=["PL"], echo=lambda _: None)
+    assert str(unknown.value) == "unknown competition PL: none known yet (run a full refresh first)"
+    assert instance.get_runs_count() == 0
