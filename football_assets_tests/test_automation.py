@@ -200,7 +200,7 @@ def test_the_daily_schedule_refreshes_the_list_and_every_competition(
 
     requests = list(daily_refresh_schedule(context))  # type: ignore[arg-type]
 
-    assert summarize(requests) == [("raw_competitions",), ("raw_teams", "2000..2152")]
+    assert summarize(requests) == [("raw_competitions",), ("raw_teams", "WC..CLI")]
     assert [r.run_key for r in requests] == ["raw_competitions", "raw_teams"]
     assert all(r.tags.items() >= API_RUN_TAGS.items() for r in requests)
 
