@@ -84,7 +84,7 @@ def test_a_new_field_warns_naming_it_once_and_the_refresh_succeeds(
         "teams[].socialMedia, teams[].socialMedia.x"
     )
     # Kept verbatim, and the tables built as ever.
-    kept = warehouse.latest_raw("raw_teams", [str(PREMIER_LEAGUE)])[str(PREMIER_LEAGUE)]
+    kept = warehouse.latest_raw("raw_teams", [PL])[PL]
     assert kept["teams"][0]["socialMedia"] == {"x": "@club"}
     assert actual_tables(warehouse) == expected_tables(api_double.data)
 
@@ -119,7 +119,7 @@ def test_a_read_field_gone_fails_naming_path_and_column_and_no_run_changes_the_t
     assert (evaluation.passed, evaluation.blocking) == (False, True)
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert evaluation.metadata["columns"].value == "dim_teams.venue"
-    kept = warehouse.latest_raw("raw_teams", [str(PREMIER_LEAGUE)])[str(PREMIER_LEAGUE)]
+    kept = warehouse.latest_raw("raw_teams", [PL])[PL]
     assert kept["teams"] and all("venue" not in team for team in kept["teams"])
     assert partition_metadata(instance, PL)["missing_read_fields"] == (
         "teams[].venue (feeds dim_teams.venue)"
