@@ -39,6 +39,17 @@ def competition_keys(payload: Any) -> dict[str, int]:
     return keys
 
 
+def recorded_keys(instance: Any) -> dict[str, int]:
+    """{partition key: id} as raw_competitions' latest materialization recorded them (its
+    `partition_keys`); empty before the first run of this code."""
+    import dagster as dg
+
+    event = instance.get_latest_materialization_event(dg.AssetKey("raw_competitions"))
+    recorded = event.asset_materialization if event else None
+    entry = recorded.metadata.get("partition_keys") if recorded else None
+    return dict(entry.value) if entry is not None else {}
+
+
 def key_names(payload: Any) -> tuple[dict[str, int], dict[str, str]]:
     """({partition key: competition id}, {partition key: name}) of a competition list; both
     empty when it is unusable."""

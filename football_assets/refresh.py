@@ -29,7 +29,7 @@ from dagster._core.storage.tags import (
 from football_assets.assets.ingestion import PARTITIONS, RAW_TEAMS, raw_competitions
 from football_assets.assets.ingestion_checks import listed_competitions
 from football_assets.automation import contiguous_ranges
-from football_assets.competition_keys import UnknownCompetition, resolve
+from football_assets.competition_keys import UnknownCompetition, recorded_keys, resolve
 from football_assets.policies import API_RUN_TAGS
 from football_assets.progress import Fetched, Phase, RefreshObserver, Waiting
 from football_assets.resources.output import OutputLocation
@@ -271,8 +271,10 @@ def _wanted(
     the ids mapped by the stored competition list (read only when a name is not a key)."""
     with contextlib.suppress(UnknownCompetition):
         return resolve(named, known, {})
-    keys: dict[str, int] = {}
-    if known:  # else nothing to name, and perhaps no warehouse yet
+    # The keys the last competition list registered, as raw_competitions recorded them; an
+    # instance not refreshed since ids became codes has only the stored list itself.
+    keys = recorded_keys(instance)
+    if known and not keys:  # else nothing to name, and perhaps no warehouse yet
         needed = {"warehouse": _resource(defs, "warehouse")}
         with dg.build_resources(needed, instance=instance) as resources:
             keys, _ = listed_competitions(resources.warehouse)

@@ -53,6 +53,7 @@ from football_assets.competition_keys import (
     competition_keys,
     competition_summary,
     ids_of,
+    recorded_keys,
     renamed,
 )
 from football_assets.payloads import PayloadError, parse_teams
@@ -153,6 +154,7 @@ def raw_competitions(
             "dagster/row_count": len(listed),  # the UI's row count: competitions listed
             "partitions_added": ", ".join(added) or "none",
             "partitions_removed": ", ".join(removed) or "none",
+            "partition_keys": dg.MetadataValue.json(keys),  # key -> id: what --competition reads
             "payload_sha256": record.payload_sha256,
             # Which competition each partition key is (teams as last fetched).
             "competitions": dg.MetadataValue.md(
@@ -217,7 +219,7 @@ def raw_teams(
     spool = ResponseSpool()
     keys = list(context.partition_keys)
     try:  # what to ask the API for: the id each key stands for in the stored list
-        ids = ids_of(keys, listed_competitions(warehouse)[0])
+        ids = ids_of(keys, listed_competitions(warehouse)[0] or recorded_keys(context.instance))
     except UnknownCompetition as exc:
         raise dg.Failure(f"raw_teams {exc}", allow_retries=False) from None
     metadata: dict[str, dict[str, Any]] = {}
