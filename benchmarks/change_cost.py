@@ -58,6 +58,8 @@ def worker(url: str, schema: str, scale: str, rounds: int, history: bool) -> lis
 
     def load(listing: dict[str, Any]) -> float:
         source = RawPartitions("raw_teams", tuple(keys))
+        if hasattr(source, "competitions"):  # read per competition id (code keys), since keys
+            source = source.competitions({k: int(k) for k in keys})
         loads = [
             ("dim_competitions", assets.competition_rows(listing)),
             ("dim_teams", RowsFromRaw(assets.team_rows_sql(store.table("dim_teams")), source)),

@@ -17,7 +17,7 @@ from football_assets.assets.ingestion import (
     competition_partitions,
     raw_competitions,
 )
-from football_assets.payloads import competition_ids
+from football_assets.competition_keys import competition_keys
 from football_assets.policies import API_RUN_TAGS
 from football_assets.resources.api import FootballDataApi
 from football_assets.resources.raw_records import payload_sha256
@@ -100,7 +100,7 @@ def competition_partitions_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     if context.instance.get_dynamic_partitions(PARTITIONS):
         return dg.SkipReason("Competitions are registered; raw_competitions keeps them current.")
-    listed = competition_ids(football_api.fetch_competitions().payload)
+    listed = list(competition_keys(football_api.fetch_competitions().payload))
     if not listed:
         return dg.SkipReason("GET /competitions listed no competitions; nothing registered.")
     context.log.info("Registering %d competitions: %s.", len(listed), ", ".join(listed))
@@ -123,7 +123,7 @@ def new_competitions_sensor(
     context: dg.SensorEvaluationContext, football_api: FootballDataApi
 ) -> dg.SensorResult | dg.SkipReason:
     response = football_api.fetch_competitions()
-    listed = competition_ids(response.payload)
+    listed = list(competition_keys(response.payload))
     if not listed:
         # raw_competitions refuses such an answer too: it is an API fault, not "no competitions".
         return dg.SkipReason("GET /competitions listed no competitions; nothing registered.")
@@ -140,7 +140,8 @@ def new_competitions_sensor(
     to_fetch = [key for key in listed if key not in fetched]
 
     run_requests: list[dg.RunRequest] = []
-    if not _holds_answer(instance, response.payload):
+    # (Or partitions it would remove: keys of an instance keyed by ids before codes.)
+    if not _holds_answer(instance, response.payload) or set(registered) - set(listed):
         # dim_competitions and the team tables list only what raw_competitions holds; it also
         # removes partitions of competitions no longer listed (this sensor only adds).
         run_requests.append(

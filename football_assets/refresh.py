@@ -3,6 +3,7 @@ run per contiguous range), then the tables and the report unless a rebuild would
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from dagster._core.storage.tags import (
 )
 
 from football_assets.assets.ingestion import PARTITIONS, RAW_TEAMS, raw_competitions
+from football_assets.assets.ingestion_checks import listed_competitions
 from football_assets.automation import contiguous_ranges
+from football_assets.competition_keys import UnknownCompetition, recorded_keys, resolve
 from football_assets.policies import API_RUN_TAGS
 from football_assets.progress import Fetched, Phase, RefreshObserver, Waiting
 from football_assets.resources.output import OutputLocation
@@ -70,7 +73,7 @@ class RefreshInterrupted(KeyboardInterrupt):
 
 
 class UnknownCompetitions(ValueError):
-    """`--competition` named ids the instance does not know; nothing was run."""
+    """`--competition` named a competition the instance does not know; nothing was run."""
 
 
 @dataclass
@@ -183,10 +186,11 @@ def refresh(
     """Raw answers, then (unless they changed nothing, or `force`) the tables and the report.
 
     `competitions` refreshes only those competitions' teams (and what depends on them), keeping
-    the competition list as stored; ids the instance does not know raise UnknownCompetitions
-    before anything runs. `observer` follows the phases, the skip and a failure (`echo` gets the
-    skip's line too). `checkpoint` runs after each run and may raise to stop the refresh
-    (the CLI's: a signal arrived); a run ended by an interrupt raises RefreshInterrupted.
+    the competition list as stored; each is a code (any case) or an id, and one the instance
+    does not know raises UnknownCompetitions before anything runs. `observer` follows the
+    phases, the skip and a failure (`echo` gets the skip's line too). `checkpoint` runs after
+    each run and may raise to stop the refresh (the CLI's: a signal arrived); a run ended by an
+    interrupt raises RefreshInterrupted.
     """
     watch: RefreshObserver = observer or _Unobserved()
 
@@ -197,14 +201,7 @@ def refresh(
     wanted: list[str] = []
     if competitions is not None:
         # Checked before anything is written, orphaned runs included: a typo changes nothing.
-        wanted = list(dict.fromkeys(str(c) for c in competitions))
-        unknown = [c for c in wanted if c not in known]
-        if unknown:
-            listing = ", ".join(known) or "none yet (run a full refresh first)"
-            raise UnknownCompetitions(
-                f"unknown competition id{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)}; known: {listing}"
-            )
+        wanted = _wanted(defs, instance, competitions, known)
     report = RefreshReport(orphans=fail_orphaned_runs(instance))
     if competitions is not None:
         report.partitions = [k for k in known if k in set(wanted)]
@@ -258,6 +255,26 @@ def refresh(
         )
     watch.phase(Phase.DONE)
     return report
+
+
+def _wanted(
+    defs: dg.Definitions, instance: dg.DagsterInstance, named: Sequence[str], known: list[str]
+) -> list[str]:
+    """The partition keys `--competition` names: keys (codes, any case) or competition ids,
+    the ids mapped by the stored competition list (read only when a name is not a key)."""
+    with contextlib.suppress(UnknownCompetition):
+        return resolve(named, known, {})
+    # The keys the last competition list registered, as raw_competitions recorded them; an
+    # instance not refreshed since ids became codes has only the stored list itself.
+    keys = recorded_keys(instance)
+    if known and not keys:  # else nothing to name, and perhaps no warehouse yet
+        needed = {"warehouse": _resource(defs, "warehouse")}
+        with dg.build_resources(needed, instance=instance) as resources:
+            keys, _ = listed_competitions(resources.warehouse)
+    try:
+        return resolve(named, known, keys)
+    except UnknownCompetition as exc:
+        raise UnknownCompetitions(str(exc)) from None
 
 
 def _materialized(instance: dg.DagsterInstance, run_id: str) -> list[str]:

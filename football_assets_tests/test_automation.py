@@ -26,21 +26,9 @@ from football_assets.resources.api import FootballDataApi
 from football_assets_tests.conftest import live_api
 from test_support.api_double import FootballApiDouble, make_competition, make_team
 
-FREE_TIER = [
-    "2000",
-    "2001",
-    "2002",
-    "2003",
-    "2013",
-    "2014",
-    "2015",
-    "2016",
-    "2017",
-    "2018",
-    "2019",
-    "2021",
-    "2152",
-]
+# The recording's competitions by partition key (their codes), in id order (2000 ... 2152).
+FREE_TIER = ["WC", "CL", "BL1", "DED", "BSA", "PD", "FL1", "ELC", "PPL", "EC", "SA", "PL", "CLI"]
+FREE_TIER_IDS = [2000, 2001, 2002, 2003, 2013, 2014, 2015, 2016, 2017, 2018, 2019, 2021, 2152]
 DOWNSTREAM = {
     "dim_competitions",
     "dim_teams",
@@ -102,7 +90,7 @@ def test_first_tick_registers_the_13_competitions_and_requests_their_runs(
     # The list itself (never materialized) and every competition's teams in ONE run.
     assert summarize(result.run_requests or []) == [
         ("raw_competitions",),
-        ("raw_teams", "2000..2152"),
+        ("raw_teams", "WC..CLI"),
     ]
     assert all(r.tags.items() >= API_RUN_TAGS.items() for r in result.run_requests or [])
     assert cursor == ",".join(FREE_TIER)
@@ -139,11 +127,11 @@ def test_a_new_competition_is_the_only_one_registered_and_fetched(
     result, new_cursor = tick(instance, api, cursor)
 
     assert isinstance(result, dg.SensorResult)
-    assert added_keys(result) == ["2999"]
-    assert instance.get_dynamic_partitions("competitions") == [*FREE_TIER, "2999"]
+    assert added_keys(result) == ["LNV"]
+    assert instance.get_dynamic_partitions("competitions") == [*FREE_TIER, "LNV"]
     # raw_competitions must hold the new list too (the tables list only what it holds).
-    assert summarize(result.run_requests or []) == [("raw_competitions",), ("raw_teams", "2999")]
-    assert new_cursor == ",".join([*FREE_TIER, "2999"])
+    assert summarize(result.run_requests or []) == [("raw_competitions",), ("raw_teams", "LNV")]
+    assert new_cursor == ",".join([*FREE_TIER, "LNV"])
 
 
 def test_a_vanished_competition_is_left_to_raw_competitions(
@@ -184,8 +172,8 @@ def test_turning_the_sensor_on_after_a_refresh_starts_nothing(
 def test_an_empty_list_registers_nothing(
     api_double: FootballApiDouble, limiter_dir: Path, instance: dg.DagsterInstance
 ) -> None:
-    for key in FREE_TIER:
-        api_double.data.remove_competition(int(key))
+    for competition_id in FREE_TIER_IDS:
+        api_double.data.remove_competition(competition_id)
 
     result, cursor = tick(instance, live_api(api_double, limiter_dir), None)
 
@@ -212,7 +200,7 @@ def test_the_daily_schedule_refreshes_the_list_and_every_competition(
 
     requests = list(daily_refresh_schedule(context))  # type: ignore[arg-type]
 
-    assert summarize(requests) == [("raw_competitions",), ("raw_teams", "2000..2152")]
+    assert summarize(requests) == [("raw_competitions",), ("raw_teams", "WC..CLI")]
     assert [r.run_key for r in requests] == ["raw_competitions", "raw_teams"]
     assert all(r.tags.items() >= API_RUN_TAGS.items() for r in requests)
 
@@ -325,7 +313,7 @@ def test_changed_teams_rebuild_the_team_tables_and_the_report_only(
     api_double: FootballApiDouble,
 ) -> None:
     assert api_double.data.rename_team(57, "Arsenal (renamed)", competition_id=2021) == 1
-    materialize(live_defs, instance, "raw_teams", partition_key="2021")
+    materialize(live_defs, instance, "raw_teams", partition_key="PL")
 
     # The three tables change together (one step, one transaction), so dim_competitions is
     # rebuilt with them; its data version, derived from the unchanged competition list, stays.
@@ -354,7 +342,7 @@ def test_one_unchanged_competition_fetched_again_rebuilds_nothing(
     # After a refresh (one run over every partition), one competition fetched alone with the
     # same answer: its own data version is unchanged, so nothing downstream moves. With one
     # data version for the whole range (Dagster's default for a batch), it would look changed.
-    materialize(live_defs, instance, "raw_teams", partition_key="2021")
+    materialize(live_defs, instance, "raw_teams", partition_key="PL")
 
     assert evaluated.requested() == set()
 
@@ -366,7 +354,7 @@ def test_each_partition_records_its_own_payloads_version(
 
     refresh(live_defs, instance)
     versions = {}
-    for key in ("2013", "2021"):
+    for key in ("BSA", "PL"):
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=RAW_TEAMS.key, asset_partitions=[key]), limit=1
         ).records
@@ -376,7 +364,7 @@ def test_each_partition_records_its_own_payloads_version(
         sha = materialization.metadata["payload_sha256"].value
         assert tags[DATA_VERSION_TAG] == sha
         versions[key] = sha
-    assert versions["2013"] != versions["2021"]
+    assert versions["BSA"] != versions["PL"]
 
 
 def test_partition_discovery_asks_the_api_only_while_no_partition_exists(

@@ -172,7 +172,8 @@ def test_one_competition_changes_only_its_rows(
     assert {k: v for k, v in after.items() if k != 2021} == {
         k: v for k, v in before.items() if k != 2021
     }
-    assert raw_answers(warehouse) == {**answers, "2021": answers["2021"] + 1}
+    # An id still names the competition; its answer is stored under its key, the code.
+    assert raw_answers(warehouse) == {**answers, "PL": answers["PL"] + 1}
     assert ": 1 API request, runs" in one.stdout
     summary = (tmp_path / "output" / "summary.csv").read_text(encoding="utf-8")
     assert f"2021,PL,Premier League,{len(before[2021]) - 1}" in summary
@@ -187,14 +188,14 @@ def test_an_unknown_competition_is_one_line_naming_the_known_ones_and_changes_no
     summary = (tmp_path / "output" / "summary.csv").read_bytes()
     runs = run_count(tmp_path / ".dagster_home")
 
-    result = cli("refresh", "--competition", "2021", "--competition", "9999", cwd=tmp_path, env=env)
+    result = cli("refresh", "--competition", "pl", "--competition", "9999", cwd=tmp_path, env=env)
 
     assert result.returncode == 1
     line = result.stderr.strip()
     assert line.count("\n") == 0, result.stderr
     assert line == (
-        "football-assets: unknown competition id 9999; known: 2000, 2001, 2002, 2003, 2013, "
-        "2014, 2015, 2016, 2017, 2018, 2019, 2021, 2152; nothing was changed"
+        "football-assets: unknown competition 9999; valid: WC, CL, BL1, DED, BSA, PD, FL1, ELC, "
+        "PPL, EC, SA, PL, CLI (a code in any case, or a competition's id); nothing was changed"
     )
     assert {name: read_table(warehouse, name) for name in TABLES} == tables
     assert (tmp_path / "output" / "summary.csv").read_bytes() == summary

@@ -116,8 +116,8 @@ def test_standard_cli_materializes_one_partition_and_a_range(
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     materialize("--select", "raw_competitions")
-    materialize("--select", "raw_teams", "--partition", "2021")
-    materialize("--select", "raw_teams", "--partition-range", "2000...2152")
+    materialize("--select", "raw_teams", "--partition", "PL")
+    materialize("--select", "raw_teams", "--partition-range", "WC...CLI")
     materialize(
         "--select",
         "dim_competitions,dim_teams,fact_competitions,dim_teams_history,"
@@ -151,7 +151,7 @@ def test_a_table_loads_as_a_dataframe_and_a_raw_partition_as_its_payload(
     assert len(teams) == 226 and teams["id"].is_unique
     assert "FC Bayern München" in set(teams["name"])
 
-    payload = snapshot_defs.load_asset_value("raw_teams", partition_key="2021", instance=instance)
+    payload = snapshot_defs.load_asset_value("raw_teams", partition_key="PL", instance=instance)
     served = json.loads((SNAPSHOT / "teams_2021.json").read_text(encoding="utf-8"))
     assert payload == served  # the answer itself, verbatim, not a handle
 
@@ -239,8 +239,8 @@ def test_dg_launches_one_partition(
     # The partitions live in the instance: registered by raw_competitions first.
     first = dg_cli("launch", "--assets", "raw_competitions", env=env)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    launched = dg_cli("launch", "--assets", "raw_teams", "--partition", "2021", env=env)
+    launched = dg_cli("launch", "--assets", "raw_teams", "--partition", "PL", env=env)
     assert launched.returncode == 0, launched.stdout[-2000:] + launched.stderr[-2000:]
 
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        assert instance.get_materialized_partitions(dg.AssetKey("raw_teams")) == {"2021"}
+        assert instance.get_materialized_partitions(dg.AssetKey("raw_teams")) == {"PL"}

@@ -27,6 +27,7 @@ from football_assets_tests.test_resilience import actual_tables, expected_tables
 from test_support.api_double import Fault, FootballApiDouble
 
 PREMIER_LEAGUE = 2021
+PL = "PL"  # its partition key
 
 
 def check(instance: dg.DagsterInstance, asset: str, name: str) -> Any:
@@ -35,9 +36,9 @@ def check(instance: dg.DagsterInstance, asset: str, name: str) -> Any:
     return record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
 
 
-def partition_metadata(instance: dg.DagsterInstance, key: int) -> dict[str, Any]:
+def partition_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=[str(key)]),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=[key]),
         limit=1,
     ).records
     materialization = records[0].asset_materialization
@@ -68,22 +69,22 @@ def test_a_new_field_warns_naming_it_once_and_the_refresh_succeeds(
 
     teams = check(instance, "raw_teams", "raw_teams_new_fields")
     assert (teams.passed, teams.severity) == (False, dg.AssetCheckSeverity.WARN)
-    said = "Premier League (2021): teams[].socialMedia, teams[].socialMedia.x"
+    said = "Premier League (PL): teams[].socialMedia, teams[].socialMedia.x"
     assert said in teams.description
     assert teams.metadata["new_fields"].value == said
     competitions = check(instance, "raw_competitions", "raw_competitions_new_fields")
     assert competitions.passed is False
     assert competitions.metadata["new_fields"].value == "GET /competitions: competitions[].sponsor"
     assert (
-        "Competition Premier League (2021): the API sent fields this project has not seen "
+        "Competition Premier League (PL): the API sent fields this project has not seen "
         "before: teams[].socialMedia, teams[].socialMedia.x (kept verbatim in raw_responses; no "
         "table reads them)."
     ) in warnings_of(instance, report.run_ids[1])
-    assert partition_metadata(instance, PREMIER_LEAGUE)["new_fields"] == (
+    assert partition_metadata(instance, PL)["new_fields"] == (
         "teams[].socialMedia, teams[].socialMedia.x"
     )
     # Kept verbatim, and the tables built as ever.
-    kept = warehouse.latest_raw("raw_teams", [str(PREMIER_LEAGUE)])[str(PREMIER_LEAGUE)]
+    kept = warehouse.latest_raw("raw_teams", [PL])[PL]
     assert kept["teams"][0]["socialMedia"] == {"x": "@club"}
     assert actual_tables(warehouse) == expected_tables(api_double.data)
 
@@ -105,7 +106,7 @@ def test_a_read_field_gone_fails_naming_path_and_column_and_no_run_changes_the_t
     for team in api_double.data.teams[PREMIER_LEAGUE]:
         del team["venue"]
     gone = (
-        "the API stopped sending fields the tables read (Premier League (2021): teams[].venue "
+        "the API stopped sending fields the tables read (Premier League (PL): teams[].venue "
         "(feeds dim_teams.venue)); the tables keep their previous rows until the fields are "
         "back or the code stops reading them (the answers are kept verbatim in raw_responses)"
     )
@@ -118,9 +119,9 @@ def test_a_read_field_gone_fails_naming_path_and_column_and_no_run_changes_the_t
     assert (evaluation.passed, evaluation.blocking) == (False, True)
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert evaluation.metadata["columns"].value == "dim_teams.venue"
-    kept = warehouse.latest_raw("raw_teams", [str(PREMIER_LEAGUE)])[str(PREMIER_LEAGUE)]
+    kept = warehouse.latest_raw("raw_teams", [PL])[PL]
     assert kept["teams"] and all("venue" not in team for team in kept["teams"])
-    assert partition_metadata(instance, PREMIER_LEAGUE)["missing_read_fields"] == (
+    assert partition_metadata(instance, PL)["missing_read_fields"] == (
         "teams[].venue (feeds dim_teams.venue)"
     )
     assert whole_tables(warehouse) == before
@@ -184,13 +185,13 @@ def test_a_competition_that_had_teams_and_lists_none_warns_naming_it_once(
     evaluation = check(instance, "raw_teams", "competitions_have_teams")
     assert (evaluation.passed, evaluation.severity) == (False, dg.AssetCheckSeverity.WARN)
     assert evaluation.description == (
-        f"Listed teams in the previous refresh, none now: Premier League (2021), {had} before"
+        f"Listed teams in the previous refresh, none now: Premier League (PL), {had} before"
     )
     assert evaluation.metadata["zero_team_competitions"].value == (
-        "Campeonato Brasileiro Série A (2013), Premier League (2021)"
+        "Campeonato Brasileiro Série A (BSA), Premier League (PL)"
     )
     assert (
-        f"Competition Premier League (2021) lists no teams now; its previous answer listed {had}."
+        f"Competition Premier League (PL) lists no teams now; its previous answer listed {had}."
         in warnings_of(instance, report.run_ids[1])
     )
     assert actual_tables(warehouse) == expected_tables(api_double.data)
@@ -247,13 +248,19 @@ def area_list(double: FootballApiDouble) -> Any:
     return payload
 
 
+def competition_list(double: FootballApiDouble) -> Any:
+    payload = teams_of(double, PREMIER_LEAGUE)
+    payload["competition"] = [payload["competition"]]
+    return payload
+
+
 def competitions_object(double: FootballApiDouble) -> Any:
     listing = json.loads(double.data.render_competitions())
     listing["competitions"] = {str(c["id"]): c for c in listing["competitions"]}
     return listing
 
 
-TEAMS_AT = f"raw_teams: raw_teams partition {PREMIER_LEAGUE} (GET /competitions/2021/teams)"
+TEAMS_AT = f"raw_teams: raw_teams partition {PL} (GET /competitions/2021/teams)"
 STRUCTURE_CHANGES = [
     pytest.param(
         rf"/competitions/{PREMIER_LEAGUE}/teams$",
@@ -267,6 +274,13 @@ STRUCTURE_CHANGES = [
         f"{TEAMS_AT}: unusable answer, field 'teams.3.area' (team 62): an object was expected, "
         "got a list",
         id="a-teams-area-a-list",
+    ),
+    pytest.param(
+        # The tables read an answer's competition from it (whichever key it is stored under).
+        rf"/competitions/{PREMIER_LEAGUE}/teams$",
+        competition_list,
+        f"{TEAMS_AT}: unusable answer, field 'competition.id': None is not an id",
+        id="competition-a-list",
     ),
     pytest.param(
         r"/competitions$",
@@ -315,11 +329,11 @@ def test_a_malformed_part_no_table_reads_is_not_a_failure(
     output_dir: Path,
 ) -> None:
     payload = teams_of(api_double, PREMIER_LEAGUE)
-    payload["competition"] = [payload["competition"]]  # only names the partition in the UI
+    payload["filters"] = [payload["filters"]]  # what the API was asked; nothing reads it
     serve(api_double, rf"/competitions/{PREMIER_LEAGUE}/teams$", payload)
 
     refresh(live_defs, instance)
 
     assert actual_tables(warehouse) == expected_tables(api_double.data)
     news = check(instance, "raw_teams", "raw_teams_new_fields").metadata["new_fields"].value
-    assert news.startswith("competition 2021: competition[], competition[].")
+    assert news.startswith("Premier League (PL): filters[], filters[].")

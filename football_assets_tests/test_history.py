@@ -78,14 +78,14 @@ def test_a_venue_change_closes_the_old_version_when_the_api_said_the_new_one(
     api_double: FootballApiDouble,
     warehouse: Warehouse,
 ) -> None:
-    first_seen = min(fetched_at(warehouse, "2001"), fetched_at(warehouse, "2021"))
+    first_seen = min(fetched_at(warehouse, "CL"), fetched_at(warehouse, "PL"))
     assert api_double.data.update_team(TEAM, venue="New Stadium") == 2
 
     report = refresh(live_defs, instance, echo=lambda _: None)
 
     versions = [r for r in rows(warehouse, "dim_teams_history") if r["id"] == TEAM]
     versions.sort(key=lambda r: r["valid_from"])
-    said = min(fetched_at(warehouse, "2001"), fetched_at(warehouse, "2021"))
+    said = min(fetched_at(warehouse, "CL"), fetched_at(warehouse, "PL"))
     assert [(v["venue"], v["valid_from"], v["valid_to"], v["is_current"]) for v in versions] == [
         ("Emirates Stadium", first_seen, said, False),
         ("New Stadium", said, None, True),
@@ -111,7 +111,7 @@ def test_a_team_leaving_one_competition_closes_that_membership_at_the_answers_fe
         for r in read_table(warehouse, "competition_membership_history")
         if r["team_id"] == TEAM
     }
-    assert spans[2021]["left_at"] == fetched_at(warehouse, "2021")
+    assert spans[2021]["left_at"] == fetched_at(warehouse, "PL")
     assert spans[2001]["left_at"] is None
     current_equals_tables(warehouse)
 

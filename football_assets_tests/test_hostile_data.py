@@ -32,6 +32,8 @@ from football_assets_tests.test_resilience import actual_tables, expected_tables
 from test_support.api_double import Fault, FootballApiDouble, make_competition, make_team
 
 COMPETITION = 2014  # La Liga in the recording
+KEY = "PD"  # its partition key
+NAMED = "Primera Division (PD)"  # as the checks name it
 
 
 def served_teams(double: FootballApiDouble, competition: int, teams: list[dict[str, Any]]) -> str:
@@ -100,13 +102,11 @@ def test_a_value_postgres_cannot_hold_is_kept_verbatim_replaced_in_tables_and_re
     assert teams[990_001]["venue"] == "Arena\ufffd"
     assert (COMPETITION, 990_001) in actual_tables(warehouse)["fact_competitions"]
     # The raw answer: verbatim, the character and all.
-    assert warehouse.latest_raw("raw_teams", [str(COMPETITION)])[str(COMPETITION)] == json.loads(
-        text
-    )
+    assert warehouse.latest_raw("raw_teams", [KEY])[KEY] == json.loads(text)
     (row,) = warehouse.query(
         "SELECT payload_exact, sanitized_fields FROM {schema}.raw_responses "
         "WHERE partition_key = :k",
-        k=str(COMPETITION),
+        k=KEY,
     )
     assert json.loads(row["payload_exact"]) == json.loads(text)
     index = len(json.loads(text)["teams"]) - 1
@@ -114,7 +114,7 @@ def test_a_value_postgres_cannot_hold_is_kept_verbatim_replaced_in_tables_and_re
     # Said where: a WARN naming the competition, the team and the field, and the check.
     teams_run = report.run_ids[1]
     assert [w for w in warnings_of(instance, teams_run) if "PostgreSQL cannot store" in w] == [
-        f"Competition {COMPETITION}: team 990001, field '{field}' holds characters PostgreSQL "
+        f"Competition {KEY}: team 990001, field '{field}' holds characters PostgreSQL "
         "cannot store (NUL or a lone surrogate); the tables get them replaced by U+FFFD, "
         "raw_responses keeps the answer verbatim (payload_exact)."
         for field in ("name", "venue")
@@ -122,8 +122,8 @@ def test_a_value_postgres_cannot_hold_is_kept_verbatim_replaced_in_tables_and_re
     check = check_result(instance, "raw_teams", "raw_teams_values_fit_postgres")
     assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
     assert check.description == (
-        f"Replaced characters in competition {COMPETITION}: team 990001, field 'name'; "
-        f"competition {COMPETITION}: team 990001, field 'venue'"
+        f"Replaced characters in {NAMED}: team 990001, field 'name'; "
+        f"{NAMED}: team 990001, field 'venue'"
     )
     with (output_dir / "summary.csv").open(encoding="utf-8", newline="") as handle:
         summary = {r["competition_id"]: r for r in csv.DictReader(handle)}
@@ -211,7 +211,7 @@ def test_a_refused_answer_names_competition_team_and_field_and_stores_nothing(
         refresh(live_defs, instance)
 
     assert str(failed.value) == (
-        f"raw_teams: raw_teams partition {COMPETITION} (GET /competitions/{COMPETITION}/teams): "
+        f"raw_teams: raw_teams partition {KEY} (GET /competitions/{COMPETITION}/teams): "
         f"unusable answer, {said}"
     )
     run_id = failed.value.run_id

@@ -1,5 +1,5 @@
-"""Names a person can read beside the competitions partitions (keys are the API's ids):
-raw_competitions' Markdown table, and raw_teams' count said as what it counts."""
+"""Names a person can read: the competitions partitions keyed by code, raw_competitions'
+Markdown table of key, id, code, name and teams, and raw_teams' count said as what it counts."""
 
 import dagster as dg
 
@@ -41,19 +41,20 @@ def test_every_competition_is_one_row_whatever_its_name() -> None:
             competition(9003, "Copa [x](javascript:alert)", "PL"),  # a code another shares
         ]
     }
-    table = competitions_markdown(payload, {"2021": 20, "9002": 0})
-    assert table.splitlines()[0] == HEADER == "| id | code | name | teams (last fetched) |"
+    # Keys: the code, or the id without one (9001) or where two share one (2021 and 9003).
+    table = competitions_markdown(payload, {"2021": 20, "TSL": 0})
+    assert table.splitlines()[0] == HEADER == "| key | id | code | name | teams (last fetched) |"
     found = rows(table)
-    assert [r[:3] for r in found] == [
-        ["2021", "PL", "Premier League"],
-        ["9001", "—", "A | B C / D"],
-        ["9002", "TSL", 'Süper "Lig" *1*'],
-        ["9003", "PL", "Copa [x](javascript:alert)"],
+    assert [r[:4] for r in found] == [
+        ["2021", "2021", "PL", "Premier League"],
+        ["9001", "9001", "—", "A | B C / D"],
+        ["TSL", "9002", "TSL", 'Süper "Lig" *1*'],
+        ["9003", "9003", "PL", "Copa [x](javascript:alert)"],
     ]
-    teams = [r[3] for r in found]
+    teams = [r[4] for r in found]
     assert teams[0] == "[20](/assets/raw_teams?view=partitions&partition=2021)"
     assert teams[1] == "[raw_teams 9001](/assets/raw_teams?view=partitions&partition=9001)"
-    assert teams[2].startswith("[0](")
+    assert teams[2] == "[0](/assets/raw_teams?view=partitions&partition=TSL)"
 
 
 def test_raw_competitions_names_each_partition_and_raw_teams_says_what_it_counts(
@@ -74,17 +75,18 @@ def test_raw_competitions_names_each_partition_and_raw_teams_says_what_it_counts
     refresh(snapshot_defs, instance)
     first = rows(str(latest("raw_competitions")["competitions"]))
     assert len(first) == 13
-    assert first[0][:3] == ["2000", "WC", "FIFA World Cup"]
+    assert first[0][:4] == ["WC", "2000", "WC", "FIFA World Cup"]
     # The teams come after the list: the cell names the partition to open instead.
-    assert all(r[3].startswith(f"[raw_teams {r[0]}](") for r in first)
+    assert all(r[4].startswith(f"[raw_teams {r[0]}](") for r in first)
 
     refresh(snapshot_defs, instance, force=True)
     again = {r[0]: r for r in rows(str(latest("raw_competitions")["competitions"]))}
-    assert again["2021"][1:3] == ["PL", "Premier League"]
-    assert again["2021"][3].startswith("[20](") and again["2013"][3].startswith("[0](")
+    assert again["PL"][1:4] == ["2021", "PL", "Premier League"]
+    assert again["PL"][4].startswith("[20](") and again["BSA"][4].startswith("[0](")
 
-    premier_league = latest("raw_teams", "2021")
+    premier_league = latest("raw_teams", "PL")
     assert premier_league["teams_in_this_competition"] == 20
     assert premier_league["competition"] == "Premier League"
     assert premier_league["competition_code"] == "PL"
+    assert premier_league["competition_id"] == 2021
     assert "dagster/row_count" not in premier_league

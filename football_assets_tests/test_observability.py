@@ -126,11 +126,11 @@ def test_every_materialization_carries_row_count_and_tables_their_schema(
 
     competitions = latest("raw_competitions")
     assert competitions["dagster/row_count"] == 13
-    premier_league = latest("raw_teams", "2021")
+    premier_league = latest("raw_teams", "PL")
     # One competition's teams, said as such: a row count here would read as the asset's size.
     assert premier_league["teams_in_this_competition"] == 20
     assert "dagster/row_count" not in premier_league
-    assert latest("raw_teams", "2013")["teams_in_this_competition"] == 0
+    assert latest("raw_teams", "BSA")["teams_in_this_competition"] == 0
     for raw in (competitions, premier_league):
         # The API's own count of what is left of the budget, never the key.
         assert raw["api_requests_available_minute"] >= 0

@@ -52,13 +52,13 @@ def test_one_competition_goes_from_the_api_to_the_tables_and_the_report(
     output_dir: Path,
 ) -> None:
     materialize(live_defs, instance, "raw_competitions")
-    sync_competition_partitions(instance, [str(PREMIER_LEAGUE)])  # the sensor's job
-    teams = materialize(live_defs, instance, "raw_teams", partition_key=str(PREMIER_LEAGUE))
+    sync_competition_partitions(instance, ["PL"])  # the sensor's job
+    teams = materialize(live_defs, instance, "raw_teams", partition_key="PL")
     materialize(live_defs, instance, *(k.to_user_string() for k in WAREHOUSE_RUN))
 
-    assert instance.get_dynamic_partitions(PARTITIONS) == [str(PREMIER_LEAGUE)]
+    assert instance.get_dynamic_partitions(PARTITIONS) == ["PL"]
     (stored,) = teams.asset_materializations_for_node("raw_teams")
-    assert stored.partition == str(PREMIER_LEAGUE)
+    assert stored.partition == "PL"
     assert stored.metadata["teams_in_this_competition"].value == 20
     assert actual_tables(warehouse) == expected_tables(api_double.data)
     assert read_summary(output_dir) == expected_summary(api_double.data)

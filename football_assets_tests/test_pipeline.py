@@ -98,11 +98,12 @@ def test_live_refresh_records_provenance_and_budget(
 ) -> None:
     refresh(live_defs, instance)
 
-    assert sorted(instance.get_dynamic_partitions("competitions"), key=int) == sorted(
-        str(c["id"]) for c in api_double.data.competitions
-    )
+    # Keyed by code, in id order.
+    assert instance.get_dynamic_partitions("competitions") == [
+        c["code"] for c in sorted(api_double.data.competitions, key=lambda c: c["id"])
+    ]
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=["2021"]),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=["PL"]),
         limit=1,
     ).records
     meta = records[0].asset_materialization.metadata  # type: ignore[union-attr]
@@ -222,11 +223,11 @@ def test_upstream_changes_are_mirrored_exactly(
     assert 2015 not in {c["id"] for c in table(warehouse, "dim_competitions")}
     # Teams that played only in Ligue 1 are gone; shared ones stay.
     assert set(teams) == {t["id"] for c in data.competitions for t in data.teams.get(c["id"], [])}
-    assert "2015" not in instance.get_dynamic_partitions("competitions")
-    assert "9001" in instance.get_dynamic_partitions("competitions")
+    assert "FL1" not in instance.get_dynamic_partitions("competitions")
+    assert "LNU" in instance.get_dynamic_partitions("competitions")
     # History stays in Dagster: the vanished competition's materializations are still there.
     old = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=["2015"]),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teams"), asset_partitions=["FL1"]),
         limit=5,
     ).records
     assert old
@@ -287,9 +288,9 @@ def test_zero_team_competition_between_seasons_passes_naming_it(
     evaluation = record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
     assert evaluation.passed is True
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert "Zero teams: Campeonato Brasileiro Série A (2013)" in evaluation.description
+    assert "Zero teams: Campeonato Brasileiro Série A (BSA)" in evaluation.description
     assert evaluation.metadata["zero_team_competitions"].value == (
-        "Campeonato Brasileiro Série A (2013)"
+        "Campeonato Brasileiro Série A (BSA)"
     )
     assert evaluation.metadata["lost_all_teams"].value == "none"
 

@@ -561,7 +561,7 @@ def test_first_click_materializes_everything_and_freshness_shows(
     expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
     expect(page.get_by_text("100% completed")).to_have_count(len(ASSETS))
 
-    # 4. Names beside the ids. raw_competitions: the table of id, code, name and teams.
+    # 4. Readable names. raw_competitions: the table of key, id, code, name and teams.
     page.goto(f"{server.url}/assets/raw_competitions")
     # The overview lists it as "competitions [Show Markdown]"; the click shows the table.
     row = page.get_by_role("row").filter(
@@ -572,16 +572,16 @@ def test_first_click_materializes_everything_and_freshness_shows(
     expect(table).to_be_visible()
     premier_league = table.locator("tr").filter(has_text="Premier League")
     expect(premier_league.get_by_text("2021", exact=True)).to_be_visible()
-    expect(premier_league.get_by_text("PL", exact=True)).to_be_visible()
+    expect(premier_league.get_by_text("PL", exact=True).first).to_be_visible()
     expect(premier_league.get_by_role("link")).to_have_attribute(
-        "href", re.compile(r"/assets/raw_teams\?view=partitions&partition=2021$")
+        "href", re.compile(r"/assets/raw_teams\?view=partitions&partition=PL$")
     )
     expect(table.locator("tr").filter(has_text=ZERO_TEAMS).first).to_be_visible()
     page.screenshot(path=OUTPUT / "raw-competitions.png")
-    # raw_teams' partitions, by id; 2013's metadata names it and says what its count counts.
-    page.goto(f"{server.url}/assets/raw_teams?view=partitions&partition=2013")
+    # raw_teams' partitions, by code; BSA's metadata names it and says what its count counts.
+    page.goto(f"{server.url}/assets/raw_teams?view=partitions&partition=BSA")
     expect(page.get_by_text(f"{PARTITION_COUNT} Partitions Selected")).to_be_visible()
-    for key in ("2000", "2013", "2152"):
+    for key in ("WC", "BSA", "CLI"):
         expect(page.get_by_text(key, exact=True).first).to_be_visible()
     expect(page.get_by_text("teams_in_this_competition", exact=True)).to_be_visible()
     expect(page.get_by_text("competition_code", exact=True)).to_be_visible()
@@ -591,7 +591,7 @@ def test_first_click_materializes_everything_and_freshness_shows(
 
     # The zero-team competition is a WARN of raw_teams' check, naming it.
     page.goto(f"{server.url}/assets/raw_teams?view=checks")
-    expect(page.get_by_text(f"Zero teams: {ZERO_TEAMS} (2013)")).to_be_visible()
+    expect(page.get_by_text(f"Zero teams: {ZERO_TEAMS} (BSA)")).to_be_visible()
 
     # 5. summary_csv's metadata: the summary itself, as markdown, zero-team competition included.
     page.set_viewport_size(TALL_VIEWPORT)

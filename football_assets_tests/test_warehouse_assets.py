@@ -63,7 +63,7 @@ def test_sql_rows_equal_the_reference_rows(
     listed = sorted(int(k) for k in payloads if k != "9003")
     competitions = {"competitions": [{"id": cid, "name": f"C{cid}"} for cid in listed]}
     store(warehouse, "run-1", payloads)
-    source = RawPartitions("raw_teams", tuple(sorted(payloads, key=int))).only(map(str, listed))
+    source = RawPartitions("raw_teams", ()).competitions({str(cid): cid for cid in listed})
     replace_table(warehouse, "dim_competitions", competition_rows(competitions))
 
     def load_both(name: str, reference: list[dict[str, Any]], sql: str) -> None:
@@ -92,7 +92,7 @@ def test_sql_rows_replace_what_changed(warehouse: Warehouse) -> None:
     first = {"1": {"teams": [make_team(1, "A"), make_team(2, "B")]}}
     replace_table(warehouse, "dim_competitions", [{"id": 1, "name": "One"}])
     store(warehouse, "run-1", first)
-    source = RawPartitions("raw_teams", ("1",))
+    source = RawPartitions("raw_teams", ()).competitions({"1": 1})
     replace_table(
         warehouse, "dim_teams", RowsFromRaw(team_rows_sql(warehouse.table("dim_teams")), source)
     )

@@ -25,6 +25,7 @@ from football_assets.assets.ingestion_checks import (
     AnswerWatch,
     check_competitions_have_teams,
     check_values_fit_postgres,
+    listed_competitions,
     log_news,
     named,
     new_fields_result,
@@ -33,7 +34,16 @@ from football_assets.assets.ingestion_checks import (
     warn_sanitized,
 )
 from football_assets.assets.labels import competitions_markdown, stored_team_counts
-from football_assets.payloads import PayloadError, competition_ids, parse_teams
+from football_assets.competition_keys import (
+    UnknownCompetition,
+    answer_is_about,
+    competition_keys,
+    competition_summary,
+    ids_of,
+    recorded_keys,
+    renamed,
+)
+from football_assets.payloads import PayloadError, parse_teams
 from football_assets.policies import API_POOL, INGESTION, OWNERS
 from football_assets.resources.api import FootballDataApi
 from football_assets.resources.api_answers import ApiResponse
@@ -62,10 +72,10 @@ def _announce_source(context: dg.AssetExecutionContext, response: ApiResponse) -
 def sync_competition_partitions(
     instance: dg.DagsterInstance, listed: list[str]
 ) -> tuple[list[str], list[str]]:
-    """Make the `competitions` partitions exactly the listed ids; return (added, removed)."""
-    existing = set(instance.get_dynamic_partitions(PARTITIONS))
-    added = [key for key in listed if key not in existing]
-    removed = sorted(existing - set(listed), key=int)
+    """Make the `competitions` partitions exactly the listed keys; return (added, removed)."""
+    existing = list(instance.get_dynamic_partitions(PARTITIONS))
+    added = [key for key in listed if key not in set(existing)]
+    removed = [key for key in existing if key not in set(listed)]
     if added:
         instance.add_dynamic_partitions(PARTITIONS, added)
     for key in removed:
@@ -90,9 +100,10 @@ def raw_competitions(
     response = football_api.fetch_competitions()
     _announce_source(context, response)
     try:
-        listed = competition_ids(response.payload)
+        keys = competition_keys(response.payload)
     except PayloadError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from None
+    listed = list(keys)
     if not listed:
         # Mirroring an empty list would empty every table and the report; no real plan lists
         # nothing, so this is an API fault to report, not data to apply.
@@ -113,6 +124,12 @@ def raw_competitions(
         ", ".join(added) or "none",
         ", ".join(removed) or "none",
     )
+    if moved := renamed(removed, keys):
+        # Once: the old keys are gone now. Their answers still count (read per competition id).
+        context.log.warning(
+            "partitions renamed from ids to codes: %s (answers stored under the ids still count)",
+            ", ".join(f"{old} → {new}" for old, new in moved.items()),
+        )
     for paths in watch.news.values():
         warn_new_fields(context.log, where, paths)
     # Stored whatever the checks say: every answer the API gave is kept.
@@ -124,10 +141,11 @@ def raw_competitions(
             "dagster/row_count": len(listed),  # the UI's row count: competitions listed
             "partitions_added": ", ".join(added) or "none",
             "partitions_removed": ", ".join(removed) or "none",
+            "partition_keys": dg.MetadataValue.json(keys),  # key -> id: what --competition reads
             "payload_sha256": record.payload_sha256,
-            # The partitions are ids: this says which competition each is (teams as last fetched).
+            # Which competition each partition key is (teams as last fetched).
             "competitions": dg.MetadataValue.md(
-                competitions_markdown(response.payload, stored_team_counts(warehouse, listed))
+                competitions_markdown(response.payload, stored_team_counts(warehouse, keys))
             ),
         },
         data_version=dg.DataVersion(record.payload_sha256),
@@ -151,7 +169,8 @@ RAW_TEAMS = dg.AssetSpec(
     code_version=RAW_CODE_VERSION,
     # Reported per partition below, not through an output (see the module docstring).
     skippable=True,
-    description="GET /competitions/{id}/teams, verbatim, one partition per competition id.",
+    description="GET /competitions/{id}/teams, verbatim, one partition per competition, keyed "
+    "by its code (PL, BL1), or by its id where it has no code of its own.",
 ).with_io_manager_key(IO_MANAGER)
 
 
@@ -186,17 +205,22 @@ def raw_teams(
     # of 4,000 competitions holds one parsed payload at a time, not 4,000.
     spool = ResponseSpool()
     keys = list(context.partition_keys)
+    try:  # what to ask the API for: the id each key stands for in the stored list
+        ids = ids_of(keys, listed_competitions(warehouse)[0] or recorded_keys(context.instance))
+    except UnknownCompetition as exc:
+        raise dg.Failure(f"raw_teams {exc}", allow_retries=False) from None
     metadata: dict[str, dict[str, Any]] = {}
     names: dict[str, str] = {}
-    watch = AnswerWatch("raw_teams", drift.TEAMS)
+    watch = AnswerWatch("raw_teams", drift.TEAMS, ids=ids)
     try:
         for index, key in enumerate(keys):
-            response = football_api.fetch_teams(key)
+            response = football_api.fetch_teams(str(ids[key]))
             if index == 0:
                 _announce_source(context, response)
             where = f"raw_teams partition {key} (GET {response.endpoint})"
             try:
                 teams = parse_teams(response.payload, where=where)
+                answer_is_about(response.payload, ids[key], where)
             except PayloadError as exc:
                 # The API's answer itself is unusable: re-running the step asks again for the
                 # same answer, so fail once, naming the competition, the team and the field.
@@ -206,13 +230,14 @@ def raw_teams(
             record = spool.add(key, response)
             if record.sanitized:
                 warn_sanitized(context.log, key, record, response.payload)
-            # Partition keys are ids; the name tells a reader of the Partitions tab which is which.
-            name = _competition_summary(response.payload, "name")
-            code = _competition_summary(response.payload, "code")
+            # The name tells a reader of the Partitions tab which competition the key is.
+            name = competition_summary(response.payload, "name")
+            code = competition_summary(response.payload, "code")
             if name:
                 names[key] = name
             metadata[key] = {
                 **({"competition": name} if name else {}),
+                "competition_id": ids[key],
                 **({"competition_code": code} if code else {}),
                 **response.metadata(),
                 # Not dagster/row_count: the UI shows that as the asset's size, and this is one
@@ -259,10 +284,3 @@ def raw_teams(
         # Stored and reported (the API did say it), but no table is built from it: the
         # warehouse step refuses such answers too, in whatever run it runs.
         raise dg.Failure(drift.describe_missing(missing), allow_retries=False)
-
-
-def _competition_summary(payload: dict[str, Any], field: str) -> str | None:
-    # Not part of what the tables read, so not checked on arrival: take it only if well-formed.
-    summary = payload.get("competition")
-    value = summary.get(field) if isinstance(summary, dict) else None
-    return value if isinstance(value, str) else None

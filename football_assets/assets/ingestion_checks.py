@@ -9,9 +9,10 @@ from typing import Any
 import dagster as dg
 
 from football_assets import drift
-from football_assets.payloads import PayloadError, parse_competitions
+from football_assets.competition_keys import key_names
 from football_assets.resources.raw_records import RawRecord
 from football_assets.resources.warehouse import Warehouse
+from football_assets.resources.warehouse_sql import Keys
 
 Log = logging.Logger | dg.DagsterLogManager
 RAW_COMPETITIONS_KEY = dg.AssetKey("raw_competitions")
@@ -55,14 +56,11 @@ COMPETITIONS_NEW_FIELDS, COMPETITIONS_READ_FIELDS = _drift_specs(
 TEAMS_NEW_FIELDS, TEAMS_READ_FIELDS = _drift_specs(RAW_TEAMS_KEY, "raw_teams")
 
 
-def listed_competitions(warehouse: Warehouse) -> dict[str, str]:
-    """{competition id: name} of the latest stored competition list (empty when none)."""
+def listed_competitions(warehouse: Warehouse) -> tuple[dict[str, int], dict[str, str]]:
+    """({partition key: competition id}, {partition key: name}) of the latest stored
+    competition list (both empty when none)."""
     latest = warehouse.latest_raw("raw_competitions", [""])
-    try:
-        competitions = parse_competitions(latest[""]).competitions if latest else []
-    except PayloadError:
-        return {}
-    return {str(c.id): c.name for c in sorted(competitions, key=lambda c: c.id)}
+    return key_names(latest[""]) if latest else ({}, {})
 
 
 def named(key: str, names: Mapping[str, str]) -> str:
@@ -74,15 +72,18 @@ def check_competitions_have_teams(
 ) -> dg.AssetCheckResult:
     """`emptied`: {competition: teams listed before} of this run's competitions that list none
     now and listed some in their previous answer: the news."""
-    listed = listed_competitions(warehouse)
+    ids, listed = listed_competitions(warehouse)
     rows = warehouse.query_latest(
         "raw_teams",
-        list(listed),
+        ids,
         "SELECT partition_key FROM latest WHERE jsonb_array_length(payload -> 'teams') = 0",
     )
-    empty = sorted((r["partition_key"] for r in rows), key=int)
+    empty = sorted((r["partition_key"] for r in rows), key=lambda k: (ids.get(k, 0), k))
     names = [named(key, listed) for key in empty]
-    news = [f"{named(key, listed)}, {emptied[key]} before" for key in sorted(emptied, key=int)]
+    news = [
+        f"{named(key, listed)}, {emptied[key]} before"
+        for key in sorted(emptied, key=lambda k: (ids.get(k, 0), k))
+    ]
     description = f"Zero teams: {', '.join(names)}" if names else "Every competition has teams."
     if news:
         description = "Listed teams in the previous refresh, none now: " + "; ".join(news)
@@ -104,16 +105,17 @@ def check_competitions_have_teams(
 def check_values_fit_postgres(warehouse: Warehouse) -> dg.AssetCheckResult:
     # One row per replaced field, with the id of the team it belongs to ("teams.3.name" alone
     # would send a reader counting).
+    ids, listed = listed_competitions(warehouse)
     rows = warehouse.query_latest(
         "raw_teams",
-        list(listed_competitions(warehouse)),
-        "SELECT partition_key, field, "
+        ids,
+        "SELECT partition_key, competition_id, field, "
         "payload #>> ((string_to_array(field, '.'))[1:2] || '{id}'::text[]) AS team "
         "FROM latest, unnest(sanitized_fields) AS field",
     )
     found = [
-        f"competition {r['partition_key']}: " + where_in_teams(r["field"], r["team"])
-        for r in sorted(rows, key=lambda r: (int(r["partition_key"]), r["field"]))
+        f"{named(r['partition_key'], listed)}: " + where_in_teams(r["field"], r["team"])
+        for r in sorted(rows, key=lambda r: (r["competition_id"], r["field"]))
     ]
     return dg.AssetCheckResult(
         check_name=VALUES_FIT_POSTGRES.name,
@@ -189,6 +191,12 @@ class AnswerWatch:
     empty: list[str] = field(default_factory=list)  # competitions listing no teams
     news: dict[str, list[str]] = field(default_factory=dict)  # unknown, and not in the previous
     emptied: dict[str, int] = field(default_factory=dict)  # no teams now, this many before
+    # {partition key: competition id} of competitions' answers: their previous answer is the
+    # competition's, whichever key it was stored under. Empty for the competition list.
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def _keys(self, keys: Sequence[str]) -> Keys:
+        return {k: self.ids[k] for k in keys} if self.ids else list(keys)
 
     def see(self, key: str, payload: Any) -> None:
         found = drift.shape(payload)
@@ -203,7 +211,7 @@ class AnswerWatch:
         """Run before this run's answers are stored: each partition's latest stored answer is
         then its previous one. Reads only partitions that hold something unknown or no teams."""
         if self.unknown:
-            previous = warehouse.latest_raw(self.asset, list(self.unknown))
+            previous = warehouse.latest_raw(self.asset, self._keys(list(self.unknown)))
             for key, paths in self.unknown.items():
                 seen = drift.shape(previous[key]) if key in previous else {}
                 if news := [p for p in paths if p not in seen]:
@@ -211,7 +219,7 @@ class AnswerWatch:
         if self.empty:
             rows = warehouse.query_latest(
                 self.asset,
-                self.empty,
+                self._keys(self.empty),
                 "SELECT partition_key, jsonb_array_length(payload -> 'teams') AS n FROM latest "
                 "WHERE jsonb_typeof(payload -> 'teams') = 'array'",
             )
@@ -219,7 +227,7 @@ class AnswerWatch:
 
 
 def refuse_drifted_answers(
-    warehouse: Warehouse, competitions: Any, team_partitions: Sequence[str]
+    warehouse: Warehouse, competitions: Any, team_partitions: Mapping[str, int]
 ) -> None:
     """The warehouse step's guard: raise (one line) when a stored answer it would load lacks a
     field a column reads. The raw step's blocking check fails in its own run; this keeps the
@@ -228,9 +236,9 @@ def refuse_drifted_answers(
     lacks = drift.missing_read_paths(drift.shape(competitions), drift.COMPETITIONS)
     if lacks:
         missing["GET /competitions"] = lacks
-    names = {str(c.get("id")): str(c.get("name")) for c in competitions.get("competitions", [])}
-    rows = warehouse.query_latest("raw_teams", list(team_partitions), drift.teams_facts_sql())
-    for row in sorted(rows, key=lambda r: int(r["partition_key"])):
+    names = key_names(competitions)[1]
+    rows = warehouse.query_latest("raw_teams", dict(team_partitions), drift.teams_facts_sql())
+    for row in sorted(rows, key=lambda r: team_partitions.get(r["partition_key"], 0)):
         lacks = drift.missing_in_facts(row)
         if lacks:
             missing[named(row["partition_key"], names)] = lacks

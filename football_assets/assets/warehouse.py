@@ -14,7 +14,8 @@ from football_assets.assets.change_sets import change_metadata
 from football_assets.assets.history import HISTORY_CODE_VERSION, HISTORY_SPECS
 from football_assets.assets.ingestion import RAW_TEAMS, raw_competitions
 from football_assets.assets.ingestion_checks import refuse_drifted_answers
-from football_assets.payloads import PayloadError, competition_ids, parse_competitions
+from football_assets.competition_keys import competition_keys
+from football_assets.payloads import PayloadError, parse_competitions
 from football_assets.policies import (
     DAILY_FRESHNESS,
     DATABASE_RETRY,
@@ -91,8 +92,9 @@ def team_rows_sql(table: sa.Table) -> str:
     return "SELECT " + ",\n       ".join([*team_columns(table), _ORDER]) + _APPEARANCES
 
 
+# The competition is the answer's (`competition.id`), whichever key it was stored under.
 MEMBERSHIP_ROWS_SQL = f"""
-SELECT latest.partition_key::integer AS competition_id,
+SELECT latest.competition_id,
        ({_json_text(("id",))})::numeric::integer AS team_id,
        {_ORDER}
 {_APPEARANCES}"""
@@ -138,10 +140,12 @@ def inputs_version(warehouse: Warehouse) -> str | None:
         return None
     competitions_sha = warehouse.latest_raw_sha256("raw_competitions", [""])[""]
     try:
-        listed = competition_ids(latest[""])
+        keys = competition_keys(latest[""])
     except PayloadError:
         return None
-    teams = warehouse.latest_raw_sha256("raw_teams", listed)
+    # By competition id: the same answers read under other keys are the same inputs.
+    shas = warehouse.latest_raw_sha256("raw_teams", keys)
+    teams = {str(keys[key]): sha for key, sha in shas.items()}
     # The history tables read every stored answer, but an answer equal to the one before it
     # adds nothing to them: the latest answers' SHA-256s stand for what they read too.
     return _version(CODE_VERSION, HISTORY_CODE_VERSION, competitions_sha, teams)
@@ -203,10 +207,10 @@ def warehouse_tables(
     raw_competitions: dict[str, Any],
     raw_teams: RawPartitions,
 ) -> Iterator[dg.MaterializeResult]:
-    listed = competition_ids(raw_competitions)
-    teams_from = raw_teams.only(listed)
+    keys = competition_keys(raw_competitions)
+    teams_from = raw_teams.competitions(keys)
     # A stored answer lacks a field a column reads: keep the tables as they are (drift.py).
-    refuse_drifted_answers(warehouse, raw_competitions, teams_from.partition_keys)
+    refuse_drifted_answers(warehouse, raw_competitions, keys)
     # Read before the load: should newer answers land meanwhile, the record understates what
     # the tables hold (the next refresh rebuilds) rather than vouching for data they lack.
     seen = inputs_version(warehouse) or ""

@@ -32,8 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     refresh.add_argument(
         "--competition",
         action="append",
-        metavar="ID",
-        help="refresh only this competition's teams and what depends on them (repeatable)",
+        metavar="CODE|ID",
+        help="refresh only this competition's teams and what depends on them: its code (PL, "
+        "any case) or its id (2021); repeatable",
     )
     refresh.add_argument(
         "--force", action="store_true", help="rebuild the tables and the report even if unchanged"

@@ -5,7 +5,7 @@ read (read-only for `status`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,7 +39,7 @@ from football_assets.resources.warehouse_errors import (
 from football_assets.resources.warehouse_healing import heal_warehouse
 from football_assets.resources.warehouse_load import load_all
 from football_assets.resources.warehouse_schema import table, tables, validate_schema_name
-from football_assets.resources.warehouse_sql import LoadStats, Rows, latest_sql
+from football_assets.resources.warehouse_sql import Keys, LoadStats, Rows, latest_statement
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,38 +201,39 @@ class Warehouse(dg.ConfigurableResource):
         with self.transaction() as conn:
             return copy_records(driver(conn).cursor(), self.schema, asset, run_id, records)
 
-    def _latest(self, asset: str, keys: Sequence[str], column: str) -> dict[str, Any]:
+    def _latest(self, asset: str, keys: Keys, column: str) -> dict[str, Any]:
         with self.get_engine().connect() as conn:
             cursor = driver(conn).cursor()
-            cursor.execute(
-                latest_sql(self.schema, [column]),
-                {"keys": list(dict.fromkeys(keys)), "asset": asset},
-            )
-            return dict(cursor.fetchall())
+            cursor.execute(*latest_statement(self.schema, [column], asset, keys))
+            return {row[0]: row[1] for row in cursor.fetchall()}
 
-    def latest_raw(self, asset: str, partition_keys: Sequence[str]) -> dict[str, Any]:
+    def latest_raw(self, asset: str, partition_keys: Keys) -> dict[str, Any]:
         """The latest stored answer per partition, verbatim (partitions never stored are absent),
         as Python objects: for a few partitions; tables read many in SQL (`RawPartitions`)."""
         found = self._latest(asset, partition_keys, "payload")
-        exact = {k: v for k, v in self._latest(asset, list(found), "payload_exact").items() if v}
+        again: Keys = list(found)
+        if isinstance(partition_keys, Mapping):  # per competition: the same competitions again
+            again = {k: partition_keys[k] for k in found}
+        exact = {k: v for k, v in self._latest(asset, again, "payload_exact").items() if v}
         return {k: json.loads(exact[k]) if k in exact else v for k, v in found.items()}
 
-    def latest_raw_sha256(self, asset: str, partition_keys: Sequence[str]) -> dict[str, str]:
+    def latest_raw_sha256(self, asset: str, partition_keys: Keys) -> dict[str, str]:
         """The SHA-256 of the latest stored answer per partition; partitions never stored absent."""
         return self._latest(asset, partition_keys, "payload_sha256")
 
-    def query_latest(
-        self, asset: str, partition_keys: Sequence[str], select: str
-    ) -> list[dict[str, Any]]:
+    def query_latest(self, asset: str, partition_keys: Keys, select: str) -> list[dict[str, Any]]:
         """Run `select` over `latest(partition_key, payload, sanitized_fields)`: the latest
         answer of each of these partitions of `asset`."""
+        latest, params = latest_statement(
+            self.schema, ["payload", "sanitized_fields"], asset, partition_keys
+        )
         statement = sql.SQL("WITH latest AS ({latest}) {select}").format(
-            latest=latest_sql(self.schema, ["payload", "sanitized_fields"]),
+            latest=latest,
             select=sql.SQL(select),  # type: ignore[arg-type]
         )
         with self.get_engine().connect() as conn:
             cursor = driver(conn).cursor()
-            cursor.execute(statement, {"keys": list(partition_keys), "asset": asset})
+            cursor.execute(statement, params)
             names = [d.name for d in cursor.description or []]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 

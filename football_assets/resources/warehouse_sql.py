@@ -26,10 +26,24 @@ class RawPartitions:
 
     asset: str
     partition_keys: tuple[str, ...]
+    # Parallel to partition_keys when read per competition (see `competitions`); else empty.
+    competition_ids: tuple[int, ...] = ()
 
     def only(self, keys: Iterable[str]) -> RawPartitions:
         wanted = set(keys)
         return RawPartitions(self.asset, tuple(k for k in self.partition_keys if k in wanted))
+
+    def competitions(self, keys: Mapping[str, int]) -> RawPartitions:
+        """The latest answer of each competition in `keys` ({partition key: id}), whichever
+        key it was stored under: these keys, or the ids an instance was keyed by before. All
+        of them, not only the partitions registered: an instance not yet migrated holds ids."""
+        return RawPartitions(self.asset, tuple(keys), tuple(keys.values()))
+
+    @property
+    def keys(self) -> Keys:
+        if self.competition_ids:
+            return dict(zip(self.partition_keys, self.competition_ids, strict=True))
+        return self.partition_keys
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,8 @@ class RowsFromRaw:
 
 
 Rows = Iterable[Mapping[str, Any]] | RowsFromRaw
+# Which answers to read: partition keys, or {partition key: competition id} (per competition).
+Keys = Sequence[str] | Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,50 @@ def latest_sql(schema: str, columns: Sequence[str]) -> sql.Composed:
     )
 
 
+def latest_by_competition_sql(schema: str, columns: Sequence[str]) -> sql.Composed:
+    """`(partition_key, *columns, competition_id)`: the latest answer of each competition in
+    `%(ids)s` of `%(asset)s`, keyed by its key in `%(keys)s` (parallel arrays), wherever it
+    was stored: under that key (a code: the answer must say it is that competition's, as a code
+    may have named another before) or under the id (the old keys: fetched by that very id).
+
+    One index probe per (competition, key it may be under), as `latest_sql`.
+    """
+    picked = sql.SQL(", ").join(map(sql.Identifier, columns))
+    return sql.SQL(
+        "SELECT DISTINCT ON (k.competition_id) k.partition_key, {outer}, k.competition_id "
+        "FROM unnest(%(keys)s::text[], %(ids)s::integer[], %(probes)s::text[]) "
+        "AS k(partition_key, competition_id, probe) "
+        "CROSS JOIN LATERAL (SELECT {picked}, raw.id AS answer_id FROM {raw} AS raw "
+        "WHERE raw.asset = %(asset)s AND raw.partition_key = k.probe "
+        "AND (k.probe = k.competition_id::text "
+        "OR raw.payload -> 'competition' -> 'id' = to_jsonb(k.competition_id)) "
+        "ORDER BY raw.id DESC LIMIT 1) AS r "
+        "ORDER BY k.competition_id, r.answer_id DESC"
+    ).format(
+        outer=sql.SQL(", ").join(sql.Identifier("r", c) for c in columns),
+        picked=picked,
+        raw=sql.Identifier(schema, RAW_RESPONSES),
+    )
+
+
+def latest_statement(
+    schema: str, columns: Sequence[str], asset: str, keys: Keys
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The latest answers' SELECT and its parameters: per key, or per competition when `keys`
+    maps keys to competition ids (then a last column, `competition_id`, follows `columns`)."""
+    if not isinstance(keys, Mapping):
+        return latest_sql(schema, columns), {"keys": list(dict.fromkeys(keys)), "asset": asset}
+    probes = [(key, cid, key) for key, cid in keys.items()]
+    probes += [(key, cid, str(cid)) for key, cid in keys.items() if key != str(cid)]
+    params = {
+        "keys": [p[0] for p in probes],
+        "ids": [p[1] for p in probes],
+        "probes": [p[2] for p in probes],
+        "asset": asset,
+    }
+    return latest_by_competition_sql(schema, columns), params
+
+
 def session_settings(cursor: psycopg.Cursor[Any]) -> None:
     """Settings for a load transaction: rows print the same text whatever the session (data
     versions hash that text); a few hundred thousand rows sort in memory; and the planner's
@@ -88,11 +148,13 @@ def build(cursor: psycopg.Cursor[Any], target: sa.Table, rows: Rows) -> None:
     """Stage the new rows of `target` in `new_<name>` (distinct keys, last duplicate wins)."""
     table_changes.create_stage(cursor, target)
     if isinstance(rows, RowsFromRaw):
+        latest, params = latest_statement(
+            str(target.schema), ["payload", "fetched_at", "id"], rows.source.asset, rows.source.keys
+        )
         source = sql.SQL("latest AS ({latest}), rows AS ({select})").format(
-            latest=latest_sql(str(target.schema), ["payload", "fetched_at", "id"]),
+            latest=latest,
             select=sql.SQL(rows.select_sql),  # type: ignore[arg-type]
         )
-        params = {"keys": list(rows.source.partition_keys), "asset": rows.source.asset}
         table_changes.fill_stage(cursor, target, source, params)
     else:
         table_changes.stage_python_rows(cursor, target, rows)
