@@ -110,8 +110,8 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, url: str) -> None:
-    variants = [(code, False) for code in args.code or ["."]]
-    variants.append((variants[-1][0], True))  # the last checkout again, with the history tables
+    # Each checkout twice: the tables alone, then with the history tables.
+    variants = [(code, history) for code in args.code or ["."] for history in (False, True)]
     times: dict[str, list[float]] = {}
     for n, (code, history) in enumerate(variants):
         label = f"{code}{' + history' if history else ''}"

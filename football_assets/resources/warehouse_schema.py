@@ -140,6 +140,7 @@ def _define_tables(schema: str) -> sa.MetaData:
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("season_id", sa.Integer),
         sa.Column("content", sa.Text, nullable=False, comment="md5 of the answer's teams"),
+        sa.Index("history_answers_competition", "competition_id", "answer_id"),
         comment="Derived from raw_responses (rebuilt when dropped): each teams answer's hash, "
         "so the history build reads team by team only answers that changed something.",
     )
