@@ -20,34 +20,24 @@ STATE_ROW = HISTORY_ANSWERS  # the table_versions row that records the history's
 TRIGGER = "history_edited"
 
 # The teams answers no build saw yet (an anti-join, not a high-water mark: identities commit
-# out of order when two runs store answers at once), with the latest hashed answer of their
-# competition before them. The competition comes from the answer itself, not the partition key.
+# out of order when two runs store answers at once), each read once. Their teams are hashed as
+# jsonb (jsonb_hash_extended walks the binary form: several times cheaper than the text an md5
+# needs), once, when a build first sees them; equal hashes and seasons make an answer a repeat
+# of the one before it (64 bits: a collision is as unlikely as one of SHA-256's in practice).
+# The competition comes from the answer itself, not from the partition key.
 _NEW = """
-CREATE TEMP TABLE hist_fresh ON COMMIT DROP AS
+CREATE TEMP TABLE hist_new ON COMMIT DROP AS
 SELECT r.id AS answer_id, (r.payload -> 'competition' ->> 'id')::integer AS competition_id,
-       r.fetched_at, (r.payload #>> '{{season,id}}')::numeric::integer AS season_id
+       r.fetched_at, (r.payload #>> '{{season,id}}')::numeric::integer AS season_id,
+       coalesce(jsonb_hash_extended(r.payload -> 'teams', 0)::text, '') AS content
 FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''
   AND NOT EXISTS (SELECT 1 FROM {hashes} AS h WHERE h.answer_id = r.id);
 CREATE TEMP TABLE hist_prev ON COMMIT DROP AS
-SELECT f.competition_id, f.first, p.answer_id, p.season_id, p.content
-FROM (SELECT competition_id, min(answer_id) AS first FROM hist_fresh GROUP BY competition_id) AS f
+SELECT f.competition_id, p.answer_id, p.season_id, p.content
+FROM (SELECT competition_id, min(answer_id) AS first FROM hist_new GROUP BY competition_id) AS f
 CROSS JOIN LATERAL (SELECT h.answer_id, h.season_id, h.content FROM {hashes} AS h
                     WHERE h.competition_id = f.competition_id AND h.answer_id < f.first
-                    ORDER BY h.answer_id DESC LIMIT 1) AS p
-"""
-# Each answer's teams are hashed once, when a build first sees it; an answer whose teams equal,
-# as jsonb, those of the answer before it (same season) takes that answer's hash instead: the
-# text of every JSON is the costly part, and in season nearly every answer is such a repeat.
-# (jsonb equality reads 1 and 1.0 alike; the columns cast numbers, so their rows are alike too.)
-_HASH = """
-CREATE TEMP TABLE hist_new ON COMMIT DROP AS
-SELECT f.answer_id, f.competition_id, f.fetched_at, f.season_id,
-       CASE WHEN f.answer_id = p.first AND f.season_id IS NOT DISTINCT FROM p.season_id
-                 AND (r.payload -> 'teams') = (pr.payload -> 'teams') THEN p.content
-            ELSE md5(coalesce((r.payload -> 'teams')::text, '')) END AS content
-FROM hist_fresh AS f JOIN {raw} AS r ON r.id = f.answer_id
-LEFT JOIN hist_prev AS p USING (competition_id)
-LEFT JOIN {raw} AS pr ON pr.id = p.answer_id AND f.answer_id = p.first;
+                    ORDER BY h.answer_id DESC LIMIT 1) AS p;
 INSERT INTO {hashes} (answer_id, competition_id, fetched_at, season_id, content)
 SELECT answer_id, competition_id, fetched_at, season_id, content FROM hist_new
 """
@@ -98,13 +88,12 @@ def prepare(cursor: psycopg.Cursor[Any], schema: str) -> bool:
     """Hash the answers no build saw yet and list the delisted competitions (`hist_delisted`);
     True when some new answer is distinct from the one before it."""
     raw, hashes = sql.Identifier(schema, RAW_RESPONSES), sql.Identifier(schema, HISTORY_ANSWERS)
-    cursor.execute("DROP TABLE IF EXISTS hist_fresh, hist_prev, hist_new, hist_delisted")
+    cursor.execute("DROP TABLE IF EXISTS hist_prev, hist_new, hist_delisted")
     cursor.execute(sql.SQL(_NEW).format(raw=raw, hashes=hashes))
-    cursor.execute(sql.SQL(_HASH).format(raw=raw, hashes=hashes))
     cursor.execute(_NEWS)
     news = bool(cursor.fetchone()[0])  # type: ignore[index]
     cursor.execute(sql.SQL(DELISTED).format(raw=raw, hashes=hashes))
-    cursor.execute("DROP TABLE hist_fresh, hist_prev, hist_new")
+    cursor.execute("DROP TABLE hist_prev, hist_new")
     return news
 
 
