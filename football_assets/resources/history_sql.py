@@ -20,7 +20,7 @@ from psycopg import sql
 from football_assets.resources import history_state, table_changes
 from football_assets.resources.table_changes import ChangeSet
 from football_assets.resources.warehouse_schema import HISTORY_ANSWERS, RAW_RESPONSES
-from football_assets.resources.warehouse_sql import LoadStats, stats_of
+from football_assets.resources.warehouse_sql import LoadStats, session_settings, stats_of
 
 TEAMS = "dim_teams_history"
 MEMBERSHIP = "competition_membership_history"
@@ -157,6 +157,7 @@ def load_history(
     skipped when it cannot change them: no new answer distinct from the one before it, the
     state its last build recorded, and no statement on them since (`history_state`)."""
     schema = str(tables[TEAMS].schema)
+    session_settings(cursor)  # the state hashes times as text
     trusted = history_state.guard(cursor, [tables[MEMBERSHIP], tables[TEAMS]])
     news = history_state.prepare(cursor, schema)
     state = history_state.state(cursor, _code(tables, team_columns))
