@@ -60,7 +60,7 @@ def worker(url: str, schema: str, scale: str, rounds: int, history: bool) -> lis
         source = RawPartitions("raw_teams", tuple(keys))
         if hasattr(source, "competitions"):  # read per competition id (code keys), since keys
             source = source.competitions({k: int(k) for k in keys})
-        loads = [
+        loads: list[tuple[str, Any]] = [
             ("dim_competitions", assets.competition_rows(listing)),
             ("dim_teams", RowsFromRaw(assets.team_rows_sql(store.table("dim_teams")), source)),
             ("fact_competitions", RowsFromRaw(assets.MEMBERSHIP_ROWS_SQL, source)),
@@ -112,8 +112,8 @@ def measure(args: argparse.Namespace, url: str) -> None:
     advanced (new bytes, equal rows) are stored and the warehouse load is timed: the step's own
     work, without Dagster's fixed cost, so the ratio is the stricter one. Checkouts run
     interleaved, each repetition in turn."""
-    variants = [(code, False) for code in args.code or ["."]]
-    variants.append((variants[-1][0], True))  # the last checkout again, with the history tables
+    # Each checkout twice: the tables alone, then with the history tables.
+    variants = [(code, history) for code in args.code or ["."] for history in (False, True)]
     times: dict[str, list[float]] = {}
     for n, (code, history) in enumerate(variants):
         label = f"{code}{' + history' if history else ''}"

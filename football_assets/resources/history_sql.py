@@ -9,9 +9,10 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
-from football_assets.resources import table_changes
+from football_assets.resources import history_state, table_changes
+from football_assets.resources.table_changes import ChangeSet
 from football_assets.resources.warehouse_schema import HISTORY_ANSWERS, RAW_RESPONSES
-from football_assets.resources.warehouse_sql import LoadStats, stats_of
+from football_assets.resources.warehouse_sql import LoadStats, session_settings, stats_of
 
 TEAMS = "dim_teams_history"
 MEMBERSHIP = "competition_membership_history"
@@ -20,26 +21,14 @@ _LAST = 9223372036854775807  # sorts a departure after the statements of the sam
 # An answer that lists the same teams, alike in every detail, in the same season as the answer
 # before it adds nothing to either history (a matchday advanced, the same answer fetched
 # again): only the others are read team by team, which keeps the rebuild's cost to the
-# answers that changed something, plus one hash per answer.
-# Each answer's hash is computed once, when a build first sees it (the JSON's text is the
-# costly part), and kept in history_answers; an anti-join, not a high-water mark, because
-# identities commit out of order when two runs store answers at once.
-_HASH_NEW_ANSWERS = """
-INSERT INTO {hashes} (answer_id, competition_id, fetched_at, season_id, content)
-SELECT r.id, r.partition_key::integer, r.fetched_at,
-       (r.payload #>> '{{season,id}}')::numeric::integer,
-       md5(coalesce((r.payload -> 'teams')::text, ''))
-FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''
-  AND NOT EXISTS (SELECT 1 FROM {hashes} AS h WHERE h.answer_id = r.id)
-"""
+# answers that changed something, plus one hash per answer (`history_state`).
 _ANSWERS = """
 CREATE TEMP TABLE hist_answers ON COMMIT DROP AS
 WITH b AS (
-    SELECT *, max(fetched_at) OVER (PARTITION BY competition_id) AS last_fetched_at,
-           (content, season_id) IS NOT DISTINCT FROM (lag(content) OVER w, lag(season_id) OVER w)
+    SELECT *, (content, season_id) IS NOT DISTINCT FROM (lag(content) OVER w, lag(season_id) OVER w)
            AS repeated
     FROM {hashes} WINDOW w AS (PARTITION BY competition_id ORDER BY answer_id))
-SELECT answer_id, competition_id, fetched_at, season_id, last_fetched_at,
+SELECT answer_id, competition_id, fetched_at, season_id,
        row_number() OVER (PARTITION BY competition_id ORDER BY answer_id) AS n
 FROM b WHERE NOT repeated
 """
@@ -61,27 +50,12 @@ islands AS (SELECT *, n - row_number() OVER (PARTITION BY competition_id, team_i
 spans AS (SELECT competition_id, team_id, season_id, min(fetched_at) AS joined_at,
                  max(n) AS last_n
           FROM islands GROUP BY competition_id, team_id, season_id, grp),
-last_answer AS (SELECT competition_id, max(n) AS n, max(last_fetched_at) AS fetched_at
-                FROM hist_answers GROUP BY competition_id),
--- The ids the latest list names, once (a containment test per competition would scan the
--- whole list each time: quadratic in the number of competitions).
-listed AS (SELECT (c ->> 'id')::numeric::integer AS id
-           FROM (SELECT payload FROM {raw} WHERE asset = 'raw_competitions'
-                 ORDER BY id DESC LIMIT 1) AS ll,
-                jsonb_array_elements(ll.payload -> 'competitions') AS c),
-delisted AS (
-    SELECT l.competition_id,
-           (SELECT min(c.fetched_at) FROM {raw} AS c
-            WHERE c.asset = 'raw_competitions' AND c.fetched_at > l.fetched_at
-              AND NOT (c.payload -> 'competitions')
-                      @> jsonb_build_array(jsonb_build_object('id', l.competition_id))) AS at
-    FROM last_answer AS l
-    WHERE NOT EXISTS (SELECT 1 FROM listed WHERE listed.id = l.competition_id))
+last_answer AS (SELECT competition_id, max(n) AS n FROM hist_answers GROUP BY competition_id)
 SELECT s.competition_id, s.team_id, s.joined_at, s.season_id,
        CASE WHEN nxt.fetched_at IS NOT NULL THEN nxt.fetched_at
             WHEN s.last_n = l.n THEN d.at END
 FROM spans AS s JOIN last_answer AS l USING (competition_id)
-LEFT JOIN delisted AS d USING (competition_id)
+LEFT JOIN hist_delisted AS d USING (competition_id)
 LEFT JOIN hist_answers AS nxt ON nxt.competition_id = s.competition_id AND nxt.n = s.last_n + 1
 """
 
@@ -122,13 +96,13 @@ SELECT {cols}, at, next_at, next_at IS NULL FROM versions WHERE NOT gone
 def stage_history(
     cursor: psycopg.Cursor[Any], tables: dict[str, sa.Table], team_columns: list[str]
 ) -> None:
-    """Stage both history tables in `new_<name>` (see module docstring). `team_columns` are
-    dim_teams' columns as `expression AS name` over `a.team`, one listed team's JSON."""
+    """Stage both history tables in `new_<name>` (see module docstring), after
+    `history_state.prepare`. `team_columns` are dim_teams' columns as `expression AS name` over
+    `a.team`, one listed team's JSON."""
     teams, membership = tables[TEAMS], tables[MEMBERSHIP]
     raw = sql.Identifier(str(teams.schema), RAW_RESPONSES)
     cursor.execute("DROP TABLE IF EXISTS hist_answers, hist_statements")
     hashes = sql.Identifier(str(teams.schema), HISTORY_ANSWERS)
-    cursor.execute(sql.SQL(_HASH_NEW_ANSWERS).format(raw=raw, hashes=hashes))
     cursor.execute(sql.SQL(_ANSWERS).format(hashes=hashes))
     cursor.execute(
         sql.SQL(_STATEMENTS).format(
@@ -138,7 +112,7 @@ def stage_history(
     )
     for table in (membership, teams):
         table_changes.create_stage(cursor, table)
-    cursor.execute(sql.SQL(_MEMBERSHIP).format(stage=table_changes.staged(membership), raw=raw))
+    cursor.execute(sql.SQL(_MEMBERSHIP).format(stage=table_changes.staged(membership)))
     names = [
         c.name for c in teams.columns if c.name not in ("valid_from", "valid_to", "is_current")
     ]
@@ -155,23 +129,49 @@ def stage_history(
     )
 
 
-def load_history(
-    cursor: psycopg.Cursor[Any], tables: dict[str, sa.Table], team_columns: list[str]
-) -> dict[str, LoadStats]:
-    """Rebuild both history tables and write what differs: a full rebuild from the stored
-    answers, so a hand-edited history is put right and the change set says what was."""
-    stage_history(cursor, tables, team_columns)
-    stats: dict[str, LoadStats] = {}
-    for name in (MEMBERSHIP, TEAMS):
-        changes = table_changes.compare(cursor, tables[name])
-        if changes.changed:
-            table_changes.apply(cursor, tables[name], changes)
-        stats[name] = stats_of(cursor, tables[name], changes, with_version=changes.changed)
-    cursor.execute(
-        sql.SQL("DROP TABLE hist_answers, hist_statements, {}, {}").format(
-            table_changes.staged(tables[MEMBERSHIP]), table_changes.staged(tables[TEAMS])
-        )
+def _code(tables: dict[str, sa.Table], team_columns: list[str]) -> str:
+    """The history's code: what, changed, makes the recorded state another one."""
+    parts = [_ANSWERS, _STATEMENTS, history_state.DELISTED, _MEMBERSHIP, _TEAMS, *team_columns]
+    return "\n".join(
+        parts + [repr([c.name for c in tables[n].columns]) for n in (MEMBERSHIP, TEAMS)]
     )
+
+
+def load_history(
+    cursor: psycopg.Cursor[Any],
+    tables: dict[str, sa.Table],
+    team_columns: list[str],
+    *,
+    run_id: str = "",
+) -> dict[str, LoadStats]:
+    """Make both history tables what a full rebuild from the stored answers gives, writing only
+    what differs (a hand edit is put right and the change set says what was). The rebuild is
+    skipped when it cannot change them: no new answer distinct from the one before it, the
+    state its last build recorded, and no statement on them since (`history_state`)."""
+    schema = str(tables[TEAMS].schema)
+    session_settings(cursor)  # the state hashes times as text
+    trusted = history_state.guard(cursor, [tables[MEMBERSHIP], tables[TEAMS]])
+    news = history_state.prepare(cursor, schema)
+    state = history_state.state(cursor, _code(tables, team_columns))
+    rebuild = news or not trusted or history_state.recorded(cursor, schema) != state
+    stats: dict[str, LoadStats] = {}
+    if not rebuild:
+        for name in (MEMBERSHIP, TEAMS):
+            stats[name] = stats_of(cursor, tables[name], ChangeSet(0, 0, 0), with_version=False)
+    else:
+        stage_history(cursor, tables, team_columns)
+        for name in (MEMBERSHIP, TEAMS):
+            changes = table_changes.compare(cursor, tables[name])
+            if changes.changed:
+                table_changes.apply(cursor, tables[name], changes)
+            stats[name] = stats_of(cursor, tables[name], changes, with_version=changes.changed)
+        cursor.execute(
+            sql.SQL("DROP TABLE hist_answers, hist_statements, {}, {}").format(
+                table_changes.staged(tables[MEMBERSHIP]), table_changes.staged(tables[TEAMS])
+            )
+        )
+    history_state.record(cursor, schema, state, run_id, rebuilt=rebuild)
+    cursor.execute("DROP TABLE hist_delisted")
     return stats
 
 
@@ -180,5 +180,6 @@ def compare_history(
 ) -> dict[str, table_changes.ChangeSet]:
     """What a rebuild from the stored answers would change in each history table (the caller
     rolls the transaction back): empty change sets unless someone edited them."""
+    history_state.prepare(cursor, str(tables[TEAMS].schema))
     stage_history(cursor, tables, team_columns)
     return {name: table_changes.compare(cursor, tables[name]) for name in (MEMBERSHIP, TEAMS)}

@@ -37,7 +37,7 @@ def load_all(
         stats[name] = replace_table(cursor, table(name), rows)
     if history_columns is not None:
         history = {name: table(name) for name in (TEAMS, MEMBERSHIP)}
-        stats.update(load_history(cursor, history, history_columns))
+        stats.update(load_history(cursor, history, history_columns, run_id=run_id))
     if any(s.changes.changed for s in stats.values()):
         # A table materialized with a changed sibling needs its version too.
         for name, loaded in stats.items():

@@ -166,7 +166,8 @@ def _define_tables(schema: str) -> sa.MetaData:
         sa.Column("competition_id", sa.Integer, nullable=False),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("season_id", sa.Integer),
-        sa.Column("content", sa.Text, nullable=False, comment="md5 of the answer's teams"),
+        sa.Column("content", sa.Text, nullable=False, comment="hash of the answer's teams (jsonb)"),
+        sa.Index("history_answers_competition", "competition_id", "answer_id"),
         comment="Derived from raw_responses (rebuilt when dropped): each teams answer's hash, "
         "so the history build reads team by team only answers that changed something.",
     )
