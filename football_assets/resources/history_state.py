@@ -24,10 +24,14 @@ TRIGGER = "history_edited"
 # jsonb (jsonb_hash_extended walks the binary form: several times cheaper than the text an md5
 # needs), once, when a build first sees them; equal hashes and seasons make an answer a repeat
 # of the one before it (64 bits: a collision is as unlikely as one of SHA-256's in practice).
-# The competition comes from the answer itself, not from the partition key.
+# The competition comes from the answer itself (an id-keyed answer of an older version lacking
+# it: its key), as warehouse_sql reads it; `::numeric` takes an id the API wrote as 2021.0.
 _NEW = """
 CREATE TEMP TABLE hist_new ON COMMIT DROP AS
-SELECT r.id AS answer_id, (r.payload -> 'competition' ->> 'id')::integer AS competition_id,
+SELECT r.id AS answer_id,
+       coalesce((r.payload #>> '{{competition,id}}')::numeric::integer,
+                CASE WHEN r.partition_key ~ '^[0-9]+$' THEN r.partition_key::integer END)
+         AS competition_id,
        r.fetched_at, (r.payload #>> '{{season,id}}')::numeric::integer AS season_id,
        coalesce(jsonb_hash_extended(r.payload -> 'teams', 0)::text, '') AS content
 FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''
