@@ -1,6 +1,5 @@
-"""Names a person can read beside the competitions partitions, whose keys are the API's ids
-(Dagster 1.13 has no display label for dynamic partition keys): raw_competitions' Markdown
-table of id, code, name and teams, each row linking to its raw_teams partition."""
+"""raw_competitions' Markdown table of key, id, code, name and teams, each row linking to its
+raw_teams partition: the names beside the competitions partitions' keys."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The football-data.org HTTP client: auth, the shared request budget, retries, one-line errors.
 It knows HTTP and the API's conventions (X-Auth-Token, the rate headers, 429 bodies), nothing of
-Dagster assets or SQL; `resources/api.py` wraps it as the `football_api` resource.
-"""
+Dagster assets or SQL; `resources/api.py` wraps it as the `football_api` resource."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The request budget of one API key, shared by every process that spends it, wherever it runs:
 one sliding-window log plus the server's last word, taken in one transaction, waited for in
-`RequestBudget.spend`; kept in SQLite (one machine) or PostgreSQL (across hosts).
-"""
+`RequestBudget.spend`; kept in SQLite (one machine) or PostgreSQL (across hosts)."""
 
 from __future__ import annotations
 

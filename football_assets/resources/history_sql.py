@@ -1,5 +1,5 @@
 """The history tables, rebuilt set-based from every stored teams answer inside the load's
-transaction (their rules are in docs/assets.md)."""
+transaction unless history_state.py shows nothing could change (rules: docs/assets.md)."""
 
 from __future__ import annotations
 
