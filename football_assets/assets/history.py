@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 
 from football_assets.assets.ingestion import RAW_TEAMS, raw_competitions
-from football_assets.policies import DAILY_FRESHNESS, DOWNSTREAM_CONDITION, OWNERS, WAREHOUSE
+from football_assets.assets.table_specs import table_spec
 from football_assets.resources.defaults import DEFAULT_SCHEMA
 from football_assets.resources.warehouse_schema import column_schema
 
@@ -17,22 +17,13 @@ HISTORY_CODE_VERSION = "1"
 
 
 def _spec(name: str, deps: list[Any], description: str) -> dg.AssetSpec:
-    return dg.AssetSpec(
+    return table_spec(
         name,
-        group_name=WAREHOUSE,
-        owners=OWNERS,
-        kinds={"postgres"},
-        deps=deps,
+        deps,
+        description,
         code_version=HISTORY_CODE_VERSION,
-        automation_condition=DOWNSTREAM_CONDITION,
-        freshness_policy=DAILY_FRESHNESS,
-        metadata={
-            "dagster/table_name": name,
-            "dagster/column_schema": column_schema(DEFAULT_SCHEMA, name),
-        },
-        description=description,
-        skippable=True,
-    ).with_io_manager_key("warehouse_io_manager")
+        metadata={"dagster/column_schema": column_schema(DEFAULT_SCHEMA, name)},
+    )
 
 
 DIM_TEAMS_HISTORY = _spec(

@@ -14,21 +14,17 @@ from football_assets.assets.change_sets import change_metadata
 from football_assets.assets.history import HISTORY_CODE_VERSION, HISTORY_SPECS
 from football_assets.assets.ingestion import RAW_TEAMS, raw_competitions
 from football_assets.assets.ingestion_checks import refuse_drifted_answers
+from football_assets.assets.table_specs import table_spec
 from football_assets.competition_keys import competition_keys
 from football_assets.payloads import PayloadError, parse_competitions
 from football_assets.policies import (
-    DAILY_FRESHNESS,
     DATABASE_RETRY,
-    DOWNSTREAM_CONDITION,
-    OWNERS,
-    WAREHOUSE,
 )
 from football_assets.resources.warehouse import Warehouse
 from football_assets.resources.warehouse_errors import DatabaseUnavailable
 from football_assets.resources.warehouse_schema import column_schema
 from football_assets.resources.warehouse_sql import RawPartitions, RowsFromRaw
 
-IO_MANAGER = "warehouse_io_manager"
 # Dagster 1.13 skips a step when ANY of its inputs' optional outputs was not produced (only
 # fan-in inputs wait for all), and the automation sensor does not ask again for an asset its
 # dependency's run already targeted. summary_csv reads these two: when one changed and the
@@ -155,21 +151,7 @@ def inputs_version(warehouse: Warehouse) -> str | None:
 
 
 def _spec(name: str, deps: list[Any], description: str) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        name,
-        group_name=WAREHOUSE,
-        owners=OWNERS,
-        kinds={"postgres"},
-        deps=deps,
-        code_version=CODE_VERSION,
-        automation_condition=DOWNSTREAM_CONDITION,
-        freshness_policy=DAILY_FRESHNESS,
-        # What the IO manager reads when this asset is an input or load_asset_value asks for it.
-        metadata={"dagster/table_name": name},
-        description=description,
-        # A table whose rows did not change records no materialization (nothing downstream moves).
-        skippable=True,
-    ).with_io_manager_key(IO_MANAGER)
+    return table_spec(name, deps, description, code_version=CODE_VERSION)
 
 
 DIM_COMPETITIONS = _spec(
