@@ -149,9 +149,3 @@ def parse_teams(payload: Any, *, where: str) -> TeamsPayload:
         return TeamsPayload.model_validate(payload)
     except ValidationError as exc:
         raise PayloadError(f"{where}: unusable answer, {_first_problem(exc, payload)}") from None
-
-
-def competition_ids(payload: Any) -> list[str]:
-    """Partition keys of the listed competitions, as strings, in id order."""
-    ids = sorted({c.id for c in parse_competitions(payload).competitions})
-    return [str(i) for i in ids]
