@@ -17,6 +17,7 @@ from football_assets.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from football_assets.checks import ALL_CHECKS
 from football_assets.configured import build_football_api, build_output, build_warehouse
 from football_assets.history_checks import HISTORY_CHECKS
+from football_assets.policies import IO_MANAGER
 from football_assets.resources.api import FootballDataApi
 from football_assets.resources.io_manager import WarehouseIOManager
 from football_assets.resources.output import OutputLocation
@@ -58,7 +59,7 @@ def build_definitions(
     resources: dict[str, Any] = {
         "football_api": football_api or build_football_api(config),
         "warehouse": warehouse_resource,
-        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse_resource),
+        IO_MANAGER: WarehouseIOManager(warehouse=warehouse_resource),
         "summary_output": summary_output or build_output(config),
     }
     return dg.Definitions(

@@ -14,6 +14,9 @@ INGESTION = "ingestion"
 WAREHOUSE = "warehouse"
 REPORTING = "reporting"
 
+# The key definitions.py binds the warehouse IO manager to.
+IO_MANAGER = "warehouse_io_manager"
+
 # One concurrency pool for every asset that spends the API budget. Deployments give it one slot
 # at run granularity (deploy/dagster.yaml): a run containing any of these assets stays queued
 # while another is in progress, whoever launched it; two at once could only wait on each

@@ -44,13 +44,12 @@ from football_assets.competition_keys import (
     renamed,
 )
 from football_assets.payloads import PayloadError, parse_teams
-from football_assets.policies import API_POOL, INGESTION, OWNERS
+from football_assets.policies import API_POOL, INGESTION, IO_MANAGER, OWNERS
 from football_assets.resources.api import FootballDataApi
 from football_assets.resources.api_answers import ApiResponse
 from football_assets.resources.raw_records import RawRecord, ResponseSpool
 from football_assets.resources.warehouse import Warehouse
 
-IO_MANAGER = "warehouse_io_manager"
 # Bump when what these assets store changes meaning (not for data: data has its own version).
 RAW_CODE_VERSION = "1"
 

@@ -7,9 +7,13 @@ from typing import Any
 
 import dagster as dg
 
-from football_assets.policies import DAILY_FRESHNESS, DOWNSTREAM_CONDITION, OWNERS, WAREHOUSE
-
-IO_MANAGER = "warehouse_io_manager"
+from football_assets.policies import (
+    DAILY_FRESHNESS,
+    DOWNSTREAM_CONDITION,
+    IO_MANAGER,
+    OWNERS,
+    WAREHOUSE,
+)
 
 
 def table_spec(
