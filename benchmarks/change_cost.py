@@ -20,8 +20,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def worker(url: str, schema: str, scale: str, rounds: int, history: bool) -> list[float]:
-    """Runs inside the checkout measured (PYTHONPATH); returns the timed loads' seconds."""
+def worker(url: str, schema: str, scale: str, rounds: int) -> dict[str, list[float]]:
+    """Runs inside the checkout measured (PYTHONPATH): per round, the same new answers loaded
+    into two schemas, the tables alone and with the history, in alternating order."""
     from benchmarks.synthetic import synthetic_data
     from football_assets.assets import warehouse as assets
     from football_assets.resources.api_answers import ApiResponse
@@ -31,7 +32,10 @@ def worker(url: str, schema: str, scale: str, rounds: int, history: bool) -> lis
 
     competitions, teams_each = (int(n) for n in scale.split("x"))
     data = synthetic_data(competitions, teams_each)
-    store = Warehouse(database_url=url, schema_name=schema)
+    stores = {
+        "tables": Warehouse(database_url=url, schema_name=f"{schema}_t"),
+        "history": Warehouse(database_url=url, schema_name=f"{schema}_h"),
+    }
     keys = [str(c["id"]) for c in data.competitions]
 
     def response(payload: bytes) -> ApiResponse:
@@ -51,12 +55,15 @@ def worker(url: str, schema: str, scale: str, rounds: int, history: bool) -> lis
         for season in data.seasons.values():
             season["currentMatchday"] = round_
         listing = response(data.render_competitions())
-        store.append_raw("raw_competitions", "r", [RawRecord.from_response("", listing)])
-        records = (RawRecord.from_response(k, response(data.render_teams(k)[1])) for k in keys)
-        store.append_raw("raw_teams", "r", records)
+        teams = [response(data.render_teams(k)[1]) for k in keys]
+        for store in stores.values():
+            store.append_raw("raw_competitions", "r", [RawRecord.from_response("", listing)])
+            records = (RawRecord.from_response(k, t) for k, t in zip(keys, teams, strict=True))
+            store.append_raw("raw_teams", "r", records)
         return listing.payload
 
-    def load(listing: dict[str, Any]) -> float:
+    def load(variant: str, listing: dict[str, Any]) -> float:
+        store = stores[variant]
         source = RawPartitions("raw_teams", tuple(keys))
         if hasattr(source, "competitions"):  # read per competition id (code keys), since keys
             source = source.competitions({k: int(k) for k in keys})
@@ -69,14 +76,22 @@ def worker(url: str, schema: str, scale: str, rounds: int, history: bool) -> lis
         accepted = inspect.signature(store.load_tables).parameters
         if "inputs_version" in accepted:
             kwargs = {"inputs_version": "benchmark", "run_id": "benchmark"}
-        if history and "history_columns" in accepted:
+        if variant == "history" and "history_columns" in accepted:
             kwargs["history_columns"] = assets.team_columns(store.table("dim_teams"))
         started = time.perf_counter()
         store.load_tables(loads, **kwargs)
         return time.perf_counter() - started
 
-    load(fetch(1))  # cold: the tables fill
-    return [load(fetch(round_)) for round_ in range(2, rounds + 2)]
+    first = fetch(1)  # cold: the tables fill
+    for variant in stores:
+        load(variant, first)
+    times: dict[str, list[float]] = {variant: [] for variant in stores}
+    for round_ in range(2, rounds + 2):
+        listing = fetch(round_)
+        order = list(stores) if round_ % 2 else list(reversed(stores))
+        for variant in order:
+            times[variant].append(load(variant, listing))
+    return times
 
 
 def main() -> None:
@@ -86,11 +101,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
-    parser.add_argument("--history", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         url, schema, scale, rounds = args.worker
-        print(json.dumps(worker(url, schema, scale, int(rounds), args.history)))
+        print(json.dumps(worker(url, schema, scale, int(rounds))))
         return
     from football_assets.resources.postgres_server import (
         start_embedded_postgres,
@@ -110,35 +124,25 @@ def measure(args: argparse.Namespace, url: str) -> None:
     """For each checkout, in a subprocess importing that checkout, synthetic answers are stored
     and loaded once; then, `--repeat` times, the same answers with only `currentMatchday`
     advanced (new bytes, equal rows) are stored and the warehouse load is timed: the step's own
-    work, without Dagster's fixed cost, so the ratio is the stricter one. Checkouts run
-    interleaved, each repetition in turn."""
-    # Each checkout twice: the tables alone, then with the history tables.
-    variants = [(code, history) for code in args.code or ["."] for history in (False, True)]
-    times: dict[str, list[float]] = {}
-    for n, (code, history) in enumerate(variants):
-        label = f"{code}{' + history' if history else ''}"
+    work, without Dagster's fixed cost, so the ratio is the stricter one. The history's cost is
+    the median of each round's pair (tables alone, with the history), timed back to back."""
+    print(f"warehouse load, answers changed only in bytes, {args.scale}, {args.repeat} rounds")
+    for n, code in enumerate(args.code or ["."]):
         env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())}
         # As a script: `benchmarks` and `football_assets` then come from the checkout measured.
-        command = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--worker",
-            url,
-            f"bench_changes_{n}",
-            args.scale,
-            str(args.repeat),
-        ]
-        if history:
-            command.append("--history")
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", url]
+        command += [f"bench_changes_{n}", args.scale, str(args.repeat)]
         done = subprocess.run(
             command, env=env, cwd=Path(code).resolve(), check=True, capture_output=True, text=True
         )
-        times[label] = json.loads(done.stdout.strip().splitlines()[-1])
-    base = statistics.median(next(iter(times.values())))
-    print(f"warehouse load, answers changed only in bytes, {args.scale}, {args.repeat} rounds")
-    for label, seconds in times.items():
-        median = statistics.median(seconds)
-        print(f"{label:50} median {median:6.2f} s  ({median / base:5.2f}x)  {seconds}")
+        times = json.loads(done.stdout.strip().splitlines()[-1])
+        tables, history = times["tables"], times["history"]
+        ratios = [h / t for t, h in zip(tables, history, strict=True)]
+        print(
+            f"{code:40} tables {statistics.median(tables):5.2f} s  + history "
+            f"{statistics.median(history):5.2f} s  history's cost (median of pairs) "
+            f"{statistics.median(ratios) - 1:+.0%}  pairs {[round(r - 1, 2) for r in ratios]}"
+        )
 
 
 if __name__ == "__main__":
