@@ -80,6 +80,33 @@ def test_a_matchday_only_change_skips_the_history_rebuild_and_a_venue_change_run
     current_equals_tables(warehouse)
 
 
+def test_answers_stored_before_teams_were_hashed_on_arrival_are_hashed_when_the_schema_heals(
+    refreshed: str,
+    live_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    api_double: FootballApiDouble,
+    warehouse: Warehouse,
+) -> None:
+    # The raw table as the version before this one left it: answers without `teams_hash`.
+    with warehouse.get_engine().begin() as conn:
+        conn.execute(sa.text(f'ALTER TABLE "{warehouse.schema}".raw_responses DROP teams_hash'))
+    advance_matchday(api_double.data)
+
+    report = refresh(live_defs, instance, echo=lambda _: None)
+
+    (unhashed,) = warehouse.query(
+        "SELECT count(*) AS n FROM {schema}.raw_responses "
+        "WHERE asset = 'raw_teams' AND teams_hash IS NULL"
+    )
+    assert unhashed["n"] == 0
+    assert report.changed == []
+    assert recorded(warehouse)["history_answers"]["changed_run_id"] == refreshed  # skipped
+    assert api_double.data.update_team(TEAM, venue="New Stadium") == 2
+    venue = refresh(live_defs, instance, echo=lambda _: None)
+    assert recorded(warehouse)["history_answers"]["changed_run_id"] == venue.run_ids[-1]
+    current_equals_tables(warehouse)
+
+
 def test_a_delisted_competition_closes_its_memberships_though_no_teams_answer_changed(
     refreshed: str,
     live_defs: dg.Definitions,

@@ -20,10 +20,10 @@ STATE_ROW = HISTORY_ANSWERS  # the table_versions row that records the history's
 TRIGGER = "history_edited"
 
 # The teams answers no build saw yet (an anti-join, not a high-water mark: identities commit
-# out of order when two runs store answers at once), each read once. Their teams are hashed as
-# jsonb (jsonb_hash_extended walks the binary form: several times cheaper than the text an md5
-# needs), once, when a build first sees them; equal hashes and seasons make an answer a repeat
-# of the one before it (64 bits: a collision is as unlikely as one of SHA-256's in practice).
+# out of order when two runs store answers at once), each read once. Their teams were hashed as
+# jsonb when stored (`teams_hash`: hashing here would read each payload once more); equal hashes
+# and seasons make an answer a repeat of the one before it (64 bits: a collision is as unlikely
+# as one of SHA-256's in practice).
 # The competition comes from the answer itself (an id-keyed answer of an older version lacking
 # it: its key), as warehouse_sql reads it; `::numeric` takes an id the API wrote as 2021.0.
 _NEW = """
@@ -33,7 +33,7 @@ SELECT r.id AS answer_id,
                 CASE WHEN r.partition_key ~ '^[0-9]+$' THEN r.partition_key::integer END)
          AS competition_id,
        r.fetched_at, (r.payload #>> '{{season,id}}')::numeric::integer AS season_id,
-       coalesce(jsonb_hash_extended(r.payload -> 'teams', 0)::text, '') AS content
+       coalesce(r.teams_hash::text, '') AS content
 FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''
   AND NOT EXISTS (SELECT 1 FROM {hashes} AS h WHERE h.answer_id = r.id);
 CREATE TEMP TABLE hist_prev ON COMMIT DROP AS

@@ -73,6 +73,13 @@ def _define_tables(schema: str) -> sa.MetaData:
             "characters JSONB cannot hold (\\u0000, lone surrogates); NULL otherwise.",
         ),
         sa.Column("sanitized_fields", sa.ARRAY(sa.Text), comment="The fields replaced."),
+        sa.Column(
+            "teams_hash",
+            sa.BigInteger,
+            sa.Computed("jsonb_hash_extended(payload -> 'teams', 0)", persisted=True),
+            comment="The answer's teams hashed as JSONB when stored (NULL without teams): the "
+            "history build tells a repeated answer without reading its payload again.",
+        ),
         sa.Index("raw_responses_latest", "asset", "partition_key", "id"),
         comment="Every API response the pipeline received, append-only.",
     )
