@@ -265,3 +265,23 @@ def test_a_competition_named_before_any_refresh_says_to_run_one(
         refresh(snapshot_defs, instance, competitions=["PL"], echo=lambda _: None)
     assert str(unknown.value) == "unknown competition PL: none known yet (run a full refresh first)"
     assert instance.get_runs_count() == 0
+
+
+def test_an_answer_counts_for_the_competition_it_says_it_is_about(warehouse: Warehouse) -> None:
+    def store(key: str, payload: dict[str, Any]) -> None:
+        record = RawRecord.from_response(key, answer(payload, "/competitions/x/teams"))
+        warehouse.append_raw("raw_teams", "run", [record])
+
+    store("PL", {"competition": {"id": 2021.0}, "n": "PL as 2021.0"})  # JSON's 2021
+    store("2002", {"n": "an older version's answer under the id, without competition"})
+    store("BL1", {"competition": {"id": 2021}, "n": "about PL, stored under BL1"})  # later
+    store("SA", {"competition": {"id": "2019"}, "n": "an id that is a string"})
+    store("SA", {"competition": {"id": 1e10}, "n": "an id out of range"})
+    store("FL1", {"competition": {"id": 2015.5}, "n": "not a whole number"})
+
+    latest = warehouse.latest_raw("raw_teams", {"PL": 2021, "BL1": 2002, "SA": 2019, "FL1": 2015})
+
+    assert {key: payload["n"] for key, payload in latest.items()} == {
+        "PL": "PL as 2021.0",  # not the later one under BL1: only PL's keys are read
+        "BL1": "an older version's answer under the id, without competition",
+    }

@@ -24,14 +24,11 @@ TRIGGER = "history_edited"
 # jsonb when stored (`teams_hash`: hashing here would read each payload once more); equal hashes
 # and seasons make an answer a repeat of the one before it (64 bits: a collision is as unlikely
 # as one of SHA-256's in practice).
-# The competition comes from the answer itself (an id-keyed answer of an older version lacking
-# it: its key), as warehouse_sql reads it; `::numeric` takes an id the API wrote as 2021.0.
+# The competition is the answer's own (`raw_responses.competition_id`), as warehouse_sql reads it.
 _NEW = """
 CREATE TEMP TABLE hist_new ON COMMIT DROP AS
 SELECT r.id AS answer_id,
-       coalesce((r.payload #>> '{{competition,id}}')::numeric::integer,
-                CASE WHEN r.partition_key ~ '^[0-9]+$' THEN r.partition_key::integer END)
-         AS competition_id,
+       r.competition_id,
        r.fetched_at, (r.payload #>> '{{season,id}}')::numeric::integer AS season_id,
        coalesce(r.teams_hash::text, '') AS content
 FROM {raw} AS r WHERE r.asset = 'raw_teams' AND r.partition_key <> ''

@@ -48,6 +48,16 @@ def lock_schema(cursor: psycopg.Cursor[Any], schema: str) -> None:
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
 
 
+# Generated, so "which competition is an answer about" has one definition, read without the
+# payload: a whole number (2021.0 too) in the answer, never an error on a value out of range.
+ANSWER_COMPETITION = (
+    "coalesce(CASE WHEN jsonb_typeof(payload #> '{competition,id}') = 'number' "
+    "AND (payload #>> '{competition,id}') ~ '^[0-9]{1,9}(\\.0+)?$' "
+    "THEN (payload #>> '{competition,id}')::numeric::integer END, "
+    "CASE WHEN partition_key ~ '^[0-9]{1,9}$' THEN partition_key::integer END)"
+)
+
+
 def _define_tables(schema: str) -> sa.MetaData:
     metadata = sa.MetaData(schema=schema)
     sa.Table(
@@ -79,6 +89,14 @@ def _define_tables(schema: str) -> sa.MetaData:
             sa.Computed("jsonb_hash_extended(payload -> 'teams', 0)", persisted=True),
             comment="The answer's teams hashed as JSONB when stored (NULL without teams): the "
             "history build tells a repeated answer without reading its payload again.",
+        ),
+        sa.Column(
+            "competition_id",
+            sa.Integer,
+            sa.Computed(ANSWER_COMPETITION, persisted=True),
+            comment="The competition the answer is about: its own competition.id, else an "
+            "id-keyed partition's key (answers stored before partitions were codes); NULL for "
+            "the competition list.",
         ),
         sa.Index("raw_responses_latest", "asset", "partition_key", "id"),
         comment="Every API response the pipeline received, append-only.",

@@ -92,8 +92,8 @@ def latest_sql(schema: str, columns: Sequence[str]) -> sql.Composed:
 def latest_by_competition_sql(schema: str, columns: Sequence[str]) -> sql.Composed:
     """`(partition_key, *columns, competition_id)`: the latest answer of each competition in
     `%(ids)s` of `%(asset)s`, keyed by its key in `%(keys)s` (parallel arrays), wherever it
-    was stored: under that key (a code: the answer must say it is that competition's, as a code
-    may have named another before) or under the id (the old keys: fetched by that very id).
+    was stored (under that key, or under the id: the old keys) and about that competition by
+    `raw_responses.competition_id` (a code may have named another competition before).
 
     One index probe per (competition, key it may be under), as `latest_sql`.
     """
@@ -104,8 +104,7 @@ def latest_by_competition_sql(schema: str, columns: Sequence[str]) -> sql.Compos
         "AS k(partition_key, competition_id, probe) "
         "CROSS JOIN LATERAL (SELECT {picked}, raw.id AS answer_id FROM {raw} AS raw "
         "WHERE raw.asset = %(asset)s AND raw.partition_key = k.probe "
-        "AND (k.probe = k.competition_id::text "
-        "OR raw.payload -> 'competition' -> 'id' = to_jsonb(k.competition_id)) "
+        "AND raw.competition_id = k.competition_id "
         "ORDER BY raw.id DESC LIMIT 1) AS r "
         "ORDER BY k.competition_id, r.answer_id DESC"
     ).format(
