@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from football_assets.refresh import refresh
+from football_assets.refresh import failure_line, refresh
 from football_assets.resources.warehouse import Warehouse
 
 
@@ -225,3 +225,5 @@ def test_a_failing_key_check_holds_the_report_back_only_when_the_report_reads_th
     written = [e.asset_key for e in result.get_asset_materialization_events()]
     assert written == ([] if holds_the_report else [dg.AssetKey("summary_csv")])
     assert result.success is False
+    # The one line a refresh would print names the failed check, not only its step.
+    assert failure_line(result).endswith(f"{table}: {table}_key_unique")
