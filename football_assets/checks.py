@@ -3,6 +3,8 @@ schema's keys, so they fail when the schema was changed behind the pipeline's ba
 
 import csv
 import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -14,37 +16,46 @@ from football_assets.assets.warehouse import (
     FACT_COMPETITIONS,
     WAREHOUSE_SPECS,
 )
+from football_assets.history_checks import HISTORY_SPECS, history_results
 from football_assets.resources.output import OutputLocation
 from football_assets.resources.warehouse import Warehouse
 
+Keys = Sequence[dg.AssetCheckKey]
 
-def _unique_check(spec: dg.AssetSpec, key: str) -> dg.AssetChecksDefinition:
+
+@dataclass(frozen=True)
+class TableChecks:
+    """Checks evaluated together: `evaluate` yields a result for each key it is given."""
+
+    specs: tuple[dg.AssetCheckSpec, ...]
+    evaluate: Callable[[Warehouse, Keys], Iterator[dg.AssetCheckResult]]
+
+
+def _unique(spec: dg.AssetSpec, key: str) -> TableChecks:
     table = spec.key.to_user_string()
 
-    @dg.asset_check(
-        asset=spec.key,
-        name=f"{table}_key_unique",
-        description=f"No two rows of {table} share ({key}).",
-        blocking=True,
-    )
-    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+    def evaluate(warehouse: Warehouse, keys: Keys) -> Iterator[dg.AssetCheckResult]:
         (row,) = warehouse.query(
             f"SELECT count(*) AS n, count(DISTINCT ({key})) AS d FROM {{schema}}.{table}"  # noqa: S608
         )
         duplicates = row["n"] - row["d"]
-        return dg.AssetCheckResult(
-            passed=duplicates == 0, metadata={"rows": row["n"], "duplicate_keys": duplicates}
+        yield dg.AssetCheckResult(
+            asset_key=spec.key,
+            check_name=f"{table}_key_unique",
+            passed=duplicates == 0,
+            metadata={"rows": row["n"], "duplicate_keys": duplicates},
         )
 
-    return _check
+    check = dg.AssetCheckSpec(
+        f"{table}_key_unique",
+        asset=spec.key,
+        description=f"No two rows of {table} share ({key}).",
+        blocking=True,
+    )
+    return TableChecks((check,), evaluate)
 
 
-@dg.asset_check(
-    asset=FACT_COMPETITIONS.key,
-    description="Every pair points at an existing competition and an existing team.",
-    blocking=True,
-)
-def fact_competitions_references_resolve(warehouse: Warehouse) -> dg.AssetCheckResult:
+def _references_resolve(warehouse: Warehouse, keys: Keys) -> Iterator[dg.AssetCheckResult]:
     (row,) = warehouse.query(
         """
         SELECT count(*) FILTER (WHERE c.id IS NULL) AS orphan_competitions,
@@ -54,9 +65,71 @@ def fact_competitions_references_resolve(warehouse: Warehouse) -> dg.AssetCheckR
         LEFT JOIN {schema}.dim_teams t ON t.id = f.team_id
         """
     )
-    return dg.AssetCheckResult(
-        passed=row["orphan_competitions"] == 0 and row["orphan_teams"] == 0, metadata=row
+    yield dg.AssetCheckResult(
+        asset_key=FACT_COMPETITIONS.key,
+        check_name="fact_competitions_references_resolve",
+        passed=row["orphan_competitions"] == 0 and row["orphan_teams"] == 0,
+        metadata=row,
     )
+
+
+REFERENCES_RESOLVE = TableChecks(
+    (
+        dg.AssetCheckSpec(
+            "fact_competitions_references_resolve",
+            asset=FACT_COMPETITIONS.key,
+            description="Every pair points at an existing competition and an existing team.",
+            blocking=True,
+        ),
+    ),
+    _references_resolve,
+)
+
+
+def checks_step(name: str, groups: Sequence[TableChecks]) -> dg.AssetChecksDefinition:
+    """The blocking checks of `groups` in ONE step (an executed check alone evaluates alone).
+
+    A check that raises does not keep the others from their verdicts: the step fails with the
+    first error once every other selected check has reported."""
+
+    @dg.multi_asset_check(
+        specs=[spec for group in groups for spec in group.specs], can_subset=True, name=name
+    )
+    def _step(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> Iterator[dg.AssetCheckResult]:
+        selected = context.selected_asset_check_keys
+        errors: list[Exception] = []
+        for group in groups:
+            keys = [spec.key for spec in group.specs if spec.key in selected]
+            if not keys:
+                continue
+            try:
+                yield from group.evaluate(warehouse, keys)
+            except Exception as exc:  # noqa: BLE001  # raised below, after the other checks
+                context.log.error("%s: %s", ", ".join(k.name for k in keys), exc)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    return _step
+
+
+# Two steps, not one: a failing blocking check fails its step, and Dagster then skips every
+# step downstream of that step. The report reads dim_competitions and fact_competitions only,
+# so their checks gate it and the others (dim_teams, the history tables) must not.
+REPORT_INPUT_CHECKS = checks_step(
+    "report_input_checks",
+    [
+        _unique(DIM_COMPETITIONS, "id"),
+        _unique(FACT_COMPETITIONS, "competition_id, team_id"),
+        REFERENCES_RESOLVE,
+    ],
+)
+TABLE_CHECKS = checks_step(
+    "table_checks",
+    [_unique(DIM_TEAMS, "id"), TableChecks(HISTORY_SPECS, history_results)],
+)
 
 
 @dg.asset_check(
@@ -85,10 +158,8 @@ def summary_has_every_competition(
 
 
 ALL_CHECKS = [
-    _unique_check(DIM_COMPETITIONS, "id"),
-    _unique_check(DIM_TEAMS, "id"),
-    _unique_check(FACT_COMPETITIONS, "competition_id, team_id"),
-    fact_competitions_references_resolve,
+    REPORT_INPUT_CHECKS,
+    TABLE_CHECKS,
     summary_has_every_competition,
     # A table's columns (dagster/column_schema) changed between its last two materializations:
     # WARN once, on the materialization that changed them.

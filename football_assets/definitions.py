@@ -16,7 +16,6 @@ from football_assets.assets import ingestion, reporting, warehouse
 from football_assets.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from football_assets.checks import ALL_CHECKS
 from football_assets.configured import build_football_api, build_output, build_warehouse
-from football_assets.history_checks import HISTORY_CHECKS
 from football_assets.policies import IO_MANAGER
 from football_assets.resources.api import FootballDataApi
 from football_assets.resources.io_manager import WarehouseIOManager
@@ -71,7 +70,7 @@ def build_definitions(
                 reporting.summary_csv,
             ]
         ),
-        asset_checks=[*ALL_CHECKS, *HISTORY_CHECKS],
+        asset_checks=ALL_CHECKS,
         resources=resources,
         sensors=AUTOMATION_SENSORS,
         schedules=AUTOMATION_SCHEDULES,

@@ -1,7 +1,9 @@
 """Blocking checks of the history tables: they equal a rebuild from raw_responses, and their
-current rows agree with dim_teams and fact_competitions."""
+current rows agree with dim_teams and fact_competitions (evaluated in a step of `checks`)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
@@ -48,19 +50,29 @@ def history_drift(warehouse: Warehouse, team_columns: list[str]) -> dict[str, Ch
         return compare_history(cursor, history, team_columns)
 
 
-def _history_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
+def _spec(spec: dg.AssetSpec) -> dg.AssetCheckSpec:
     name = spec.key.to_user_string()
-
-    @dg.asset_check(
+    return dg.AssetCheckSpec(
+        f"{name}_is_true",
         asset=spec.key,
-        name=f"{name}_is_true",
         description=f"{name} equals a rebuild from raw_responses (nobody edited it), and its "
         f"current rows equal {_SHADOWS[name]}.",
         blocking=True,
     )
-    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
-        drift = history_drift(warehouse, team_columns(warehouse.table("dim_teams")))[name]
-        cols = ", ".join(c.name for c in warehouse.table("dim_teams").columns)
+
+
+HISTORY_SPECS = (_spec(DIM_TEAMS_HISTORY), _spec(MEMBERSHIP_HISTORY))
+
+
+def history_results(
+    warehouse: Warehouse, keys: Sequence[dg.AssetCheckKey]
+) -> Iterator[dg.AssetCheckResult]:
+    """The verdicts of these history checks; one rebuild, rolled back, serves both tables."""
+    drifts = history_drift(warehouse, team_columns(warehouse.table("dim_teams")))
+    cols = ", ".join(c.name for c in warehouse.table("dim_teams").columns)
+    for key in keys:
+        name = key.asset_key.to_user_string()
+        drift = drifts[name]
         (current,) = warehouse.query(_CURRENT_SQL[name].replace("{cols}", cols))
         problems = []
         if drift.changed:
@@ -74,7 +86,9 @@ def _history_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
                 f"{current['n']} current rows differ from {_SHADOWS[name]} "
                 f"(first team id {current['first']})"
             )
-        return dg.AssetCheckResult(
+        yield dg.AssetCheckResult(
+            asset_key=key.asset_key,
+            check_name=key.name,
             passed=not problems,
             description="; ".join(problems) or None,
             metadata={
@@ -86,8 +100,3 @@ def _history_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
                 "differences": dg.MetadataValue.md(changes_markdown(drift)),
             },
         )
-
-    return _check
-
-
-HISTORY_CHECKS = [_history_check(DIM_TEAMS_HISTORY), _history_check(MEMBERSHIP_HISTORY)]

@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterExecutionHandleOutputError, DagsterExecutionLoadInputError
+from dagster._core.errors import (
+    DagsterAssetCheckFailedError,
+    DagsterExecutionHandleOutputError,
+    DagsterExecutionLoadInputError,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -99,6 +103,8 @@ def failure(result: Any) -> tuple[str, str]:
                 error = error.cause
             lines = (error.message or error.cls_name).strip().splitlines()
             message = lines[0] if lines else error.cls_name
+            if error.cls_name == DagsterAssetCheckFailedError.__name__:  # a step of checks:
+                message = " ".join(lines)  # its next lines name the failed ones
             # Drop the exception's (module-qualified) class name: the message says it all.
             message = re.sub(rf"^([\w.]*\.)?{re.escape(error.cls_name)}: ", "", message)
             if exhausted:

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from football_assets.refresh import refresh
+from football_assets.refresh import failure_line, refresh
 from football_assets.resources.warehouse import Warehouse
 
 
@@ -167,3 +167,63 @@ def test_column_schema_change_warns_naming_the_changed_columns(
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "Added columns: coach_name" in (evaluation.description or "")
     assert f"Removed columns: {first.name}" in (evaluation.description or "")
+
+
+def blocking_table_checks(defs: dg.Definitions) -> set[dg.AssetCheckKey]:
+    graph = defs.resolve_asset_graph()
+    tables = defs.resolve_assets_def("dim_teams").keys
+    return {
+        key
+        for key in graph.asset_check_keys
+        if key.asset_key in tables and graph.get_check_spec(key).blocking
+    }
+
+
+def test_each_blocking_table_check_executed_alone_evaluates_only_itself(
+    built: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    # As the UI's "Execute" on one check: several checks share a step, the others stay unrun.
+    keys = blocking_table_checks(built)
+    assert len(keys) == 6
+    job = built.resolve_implicit_global_asset_job_def()
+    for key in keys:
+        result = job.get_subset(asset_selection=set(), asset_check_selection={key})
+        evaluations = result.execute_in_process(instance=instance).get_asset_check_evaluations()
+        assert [(e.asset_key, e.check_name) for e in evaluations] == [(key.asset_key, key.name)]
+
+
+@pytest.mark.parametrize(
+    ("table", "holds_the_report"),
+    [("dim_competitions", True), ("fact_competitions", True), ("dim_teams", False)],
+)
+def test_a_failing_key_check_holds_the_report_back_only_when_the_report_reads_the_table(
+    table: str,
+    holds_the_report: bool,
+    built: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse: Warehouse,
+) -> None:
+    # summary.csv is written from dim_competitions and fact_competitions: a failing blocking
+    # check of one of them keeps it from being written, one of dim_teams does not; every other
+    # blocking check still gives its verdict.
+    behind_the_pipelines_back(warehouse, drop_constraints(warehouse, table, "p"), DUPLICATES[table])
+    keys = blocking_table_checks(built)
+    job = built.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={dg.AssetKey("summary_csv")}, asset_check_selection=keys
+    )
+
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+
+    verdicts = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    assert verdicts == {
+        (key.asset_key.to_user_string(), key.name): key.name != f"{table}_key_unique"
+        for key in keys
+    }
+    written = [e.asset_key for e in result.get_asset_materialization_events()]
+    assert written == ([] if holds_the_report else [dg.AssetKey("summary_csv")])
+    assert result.success is False
+    # The one line a refresh would print names the failed check, not only its step.
+    assert failure_line(result).endswith(f"{table}: {table}_key_unique")

@@ -253,6 +253,31 @@ def test_a_refresh_after_drop_table_cascade_restores_both_foreign_keys_and_the_r
     ) in said
 
 
+def test_a_table_dropped_between_two_runs_is_back_before_the_second_run_reads_it(
+    snapshot_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse: Warehouse,
+    pg_url: str,
+    schema: str,
+) -> None:
+    """A run's Warehouse resources verify the schema once between them; the next run of the
+    same process verifies it again: a run that only reads (a check) finds the table back."""
+    refresh(snapshot_defs, instance, echo=lambda line: None)
+    warehouse.dispose()
+    run_sql(pg_url, f"DROP TABLE {schema}.dim_teams CASCADE")
+    key = dg.AssetCheckKey(dg.AssetKey("dim_teams"), "dim_teams_key_unique")
+    job = snapshot_defs.resolve_implicit_global_asset_job_def()
+
+    result = job.get_subset(asset_selection=set(), asset_check_selection={key}).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed and evaluation.metadata["rows"].value == 0
+    assert "dim_teams" in warehouse.present_tables()
+
+
 def open_one(pg_url: str, schema: str) -> None:
     """Open (and close) a PostgreSQL request budget, as a refresh's first request does."""
     open_budget(

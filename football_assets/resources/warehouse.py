@@ -36,7 +36,11 @@ from football_assets.resources.warehouse_errors import (
     load_interrupted,
     load_refused,
 )
-from football_assets.resources.warehouse_healing import heal_warehouse
+from football_assets.resources.warehouse_healing import (
+    forget_run,
+    heal_warehouse,
+    verify_once_per_run,
+)
 from football_assets.resources.warehouse_load import load_all
 from football_assets.resources.warehouse_schema import table, tables, validate_schema_name
 from football_assets.resources.warehouse_sql import Keys, LoadStats, Rows, latest_statement
@@ -102,6 +106,11 @@ class Warehouse(dg.ConfigurableResource):
 
     _engine: Engine | None = PrivateAttr(default=None)
     _restored: list[str] = PrivateAttr(default_factory=list)
+    _run: tuple[str, str, str] | None = PrivateAttr(default=None)  # see verify_once_per_run
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        where = self.database_url or str(Path(self.embedded_pgdata).absolute())
+        self._run = (context.run.run_id, where, self.schema_name) if context.run else None
 
     @property
     def schema(self) -> str:  # type: ignore[override]  # shadows pydantic v1's deprecated schema()
@@ -145,7 +154,7 @@ class Warehouse(dg.ConfigurableResource):
             sa.event.listen(engine, "handle_error", self._on_database_error)
             try:
                 if not self.read_only:
-                    self._ensure_schema(engine)
+                    verify_once_per_run(self._run, lambda: self._ensure_schema(engine))
             except BaseException:
                 engine.dispose()  # no half-ready engine: the next attempt starts over
                 raise
@@ -162,6 +171,7 @@ class Warehouse(dg.ConfigurableResource):
             raise database_unavailable(self.describe(), context.original_exception)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        forget_run(self._run)
         self.dispose()
 
     def dispose(self) -> None:
@@ -247,11 +257,9 @@ class Warehouse(dg.ConfigurableResource):
         run_id: str = "",
         history_columns: list[str] | None = None,
     ) -> dict[str, LoadStats]:
-        """Make each named table hold exactly its rows, in order, all in ONE transaction: a
-        failure or a kill at any point leaves every table as it was. A table whose rows are
-        equal is not written. With `history_columns` (dim_teams' columns over one team's JSON)
-        the history tables are rebuilt too; with `inputs_version`, what the build read is
-        recorded in `table_versions`; both in the same transaction (`warehouse_load`)."""
+        """Make each named table hold exactly its rows, in order, in ONE transaction (a failure
+        leaves every table as it was; equal rows are not written); with `history_columns` the
+        history tables are rebuilt, with `inputs_version` the build's inputs recorded, in it too."""
         with self.transaction() as conn:
             self._heal(conn, strict=True)  # what reads could not restore, with the load
             return load_all(
@@ -285,10 +293,8 @@ class Warehouse(dg.ConfigurableResource):
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
     def query(self, statement: str, **params: Any) -> list[dict[str, Any]]:
-        """Run a read-only statement; `{schema}` in it becomes the quoted schema name.
-
-        Identifiers come from this project's code, never from users; values go in `params`.
-        """
+        """Run a read-only statement; `{schema}` in it becomes the quoted schema name (identifiers
+        come from this project's code, never from users; values go in `params`)."""
         text = statement.replace("{schema}", f'"{self.schema}"')
         with self.get_engine().connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.text(text), params)]

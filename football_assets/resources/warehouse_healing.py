@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dagster as dg
 import sqlalchemy as sa
 
@@ -19,6 +21,25 @@ REBUILT_TABLES = (
     "dim_teams_history",
     "competition_membership_history",
 )
+
+
+# (run id, database, schema) whose schema a Warehouse of that run verified in this process: the
+# run's own resource and the IO manager's copy then verify it once between them, as one resource
+# does for all the run's steps. Never across runs: the schema may be changed by hand in between.
+_VERIFIED_IN_RUN: set[tuple[str, str, str]] = set()
+
+
+def verify_once_per_run(key: tuple[str, str, str] | None, verify: Callable[[], None]) -> None:
+    """`verify()`, unless a Warehouse of the same run (`key`; None: no run) did already."""
+    if key is None or key not in _VERIFIED_IN_RUN:
+        verify()
+        if key is not None:
+            _VERIFIED_IN_RUN.add(key)
+
+
+def forget_run(key: tuple[str, str, str] | None) -> None:
+    if key is not None:
+        _VERIFIED_IN_RUN.discard(key)
 
 
 def _refused_hint(table: str) -> str:
