@@ -164,3 +164,12 @@ def test_the_no_op_floor_has_the_pipelines_shape_and_checks() -> None:
     assert all(schema in checks[t] for t in tables)
     assert len(checks["summary_csv"]) == noop.REPORT_CHECKS
     assert set(checks) == {*noop.RAW_CHECKS, *tables, "summary_csv"}
+    # Each step is events of its own: the table checks' steps, by how many checks each holds.
+    steps = [
+        len([c for c in node.check_keys if c.asset_key.to_user_string() in tables])
+        for node in graph.assets_defs
+        if node.check_keys and not node.keys
+    ]
+    in_steps = [sum(noop.TABLE_CHECKS[t] for t in step) for step in noop.TABLE_CHECK_STEPS]
+    schema_step = len(tables)
+    assert sorted(n for n in steps if n) == sorted([*in_steps, schema_step])
