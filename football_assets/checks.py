@@ -33,6 +33,12 @@ class TableChecks:
 
 def _unique(spec: dg.AssetSpec, key: str) -> TableChecks:
     table = spec.key.to_user_string()
+    check = dg.AssetCheckSpec(
+        f"{table}_key_unique",
+        asset=spec.key,
+        description=f"No two rows of {table} share ({key}).",
+        blocking=True,
+    )
 
     def evaluate(warehouse: Warehouse, keys: Keys) -> Iterator[dg.AssetCheckResult]:
         (row,) = warehouse.query(
@@ -40,19 +46,21 @@ def _unique(spec: dg.AssetSpec, key: str) -> TableChecks:
         )
         duplicates = row["n"] - row["d"]
         yield dg.AssetCheckResult(
-            asset_key=spec.key,
-            check_name=f"{table}_key_unique",
+            asset_key=check.asset_key,
+            check_name=check.name,
             passed=duplicates == 0,
             metadata={"rows": row["n"], "duplicate_keys": duplicates},
         )
 
-    check = dg.AssetCheckSpec(
-        f"{table}_key_unique",
-        asset=spec.key,
-        description=f"No two rows of {table} share ({key}).",
-        blocking=True,
-    )
     return TableChecks((check,), evaluate)
+
+
+_REFERENCES = dg.AssetCheckSpec(
+    "fact_competitions_references_resolve",
+    asset=FACT_COMPETITIONS.key,
+    description="Every pair points at an existing competition and an existing team.",
+    blocking=True,
+)
 
 
 def _references_resolve(warehouse: Warehouse, keys: Keys) -> Iterator[dg.AssetCheckResult]:
@@ -66,24 +74,14 @@ def _references_resolve(warehouse: Warehouse, keys: Keys) -> Iterator[dg.AssetCh
         """
     )
     yield dg.AssetCheckResult(
-        asset_key=FACT_COMPETITIONS.key,
-        check_name="fact_competitions_references_resolve",
+        asset_key=_REFERENCES.asset_key,
+        check_name=_REFERENCES.name,
         passed=row["orphan_competitions"] == 0 and row["orphan_teams"] == 0,
         metadata=row,
     )
 
 
-REFERENCES_RESOLVE = TableChecks(
-    (
-        dg.AssetCheckSpec(
-            "fact_competitions_references_resolve",
-            asset=FACT_COMPETITIONS.key,
-            description="Every pair points at an existing competition and an existing team.",
-            blocking=True,
-        ),
-    ),
-    _references_resolve,
-)
+REFERENCES_RESOLVE = TableChecks((_REFERENCES,), _references_resolve)
 
 
 def checks_step(name: str, groups: Sequence[TableChecks]) -> dg.AssetChecksDefinition:
