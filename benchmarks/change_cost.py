@@ -146,4 +146,11 @@ def measure(args: argparse.Namespace, url: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from football_assets.cli.stop import Stopped, stopping
+
+    try:
+        with stopping():
+            main()
+    except Stopped as stopped:  # a worker is killed with it; the PostgreSQL it started stopped
+        print(f"change_cost: {stopped.line()}; only the rows above were measured", file=sys.stderr)
+        sys.exit(stopped.exit_code)
