@@ -162,6 +162,8 @@ COLUMNS = [
     ("floor s", "api_floor_s", "{:.1f}"),
     ("API s", "api_s", "{:.1f}"),
     ("API/floor", "api_ratio", "{:.2f}"),
+    ("skeleton s", "api_skeleton_s", "{:.1f}"),
+    ("API/(floor+skeleton)", "api_over_least", "{:.2f}"),
     ("requests/floor", "request_span_ratio", "{:.2f}"),
     ("refused", "refused", "{}"),
     ("rows", "rows", "{}"),
