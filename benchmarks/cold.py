@@ -136,42 +136,30 @@ def cold_refresh_ratio(
                 echo(f"[cold {rep + 1}/{repetitions}] {name}: {proc.wall_s:.2f} s")
                 shutil.rmtree(where, ignore_errors=True)
     floor = median(walls["floor"]) or 0.0
+
+    def part(name: str) -> dict[str, Any]:
+        return _part(walls[name], cpus[name], reports[name], events[name])
+
     result: dict[str, Any] = {
         "repetitions": repetitions,
         "shape": f"{COMPETITIONS}x{TEAMS_EACH}, request limit lifted",
         "loadavg_1min": summary(loads) if loads else None,
-        "floor": _part(walls["floor"], cpus["floor"], reports["floor"], events["floor"]),
+        "floor": part("floor"),
         # The same with the range and the warehouse in runs of their own, as refresh runs them.
-        "floor_3_runs": _part(
-            walls["floor, 3 runs"],
-            cpus["floor, 3 runs"],
-            reports["floor, 3 runs"],
-            events["floor, 3 runs"],
-        ),
+        "floor_3_runs": part("floor, 3 runs"),
         # Refresh's skeleton in full: the same runs and the same checks, as no-ops.
-        "floor_skeleton": _part(
-            walls["floor, 3 runs, checks"],
-            cpus["floor, 3 runs, checks"],
-            reports["floor, 3 runs, checks"],
-            events["floor, 3 runs, checks"],
-        ),
-        "floor_checks_2_runs": _part(
-            walls["floor, 2 runs, checks"],
-            cpus["floor, 2 runs, checks"],
-            reports["floor, 2 runs, checks"],
-            events["floor, 2 runs, checks"],
-        ),
+        "floor_skeleton": part("floor, 3 runs, checks"),
+        "floor_checks_2_runs": part("floor, 2 runs, checks"),
         "checkouts": {},
     }
+    skeleton = median(walls["floor, 3 runs, checks"]) or 0.0
     for code in codes:
         name, off = f"cold {code.label}", f"offline {code.label}"
-        cold, offline = walls[name], walls[off]
-        cold_median = median(cold) or 0.0
-        skeleton = median(walls["floor, 3 runs, checks"]) or 0.0
+        cold_median = median(walls[name]) or 0.0
         result["checkouts"][code.label] = {
             "path": str(code.path),
-            "cold": _part(cold, cpus[name], reports[name], events[name]),
-            "offline": _part(offline, cpus[off], reports[off], events[off]),
+            "cold": part(name),
+            "offline": part(off),
             "cold_over_floor": round(cold_median / floor, 3) if floor else None,
             "cold_within_target": bool(floor) and cold_median / floor <= COLD_RATIO_TARGET,
             "cold_over_skeleton": round(cold_median / skeleton, 3) if skeleton else None,

@@ -176,18 +176,9 @@ def _measure_scale(
         ]
     echo(f"[{scale.label} {code.label}] Dagster's fixed cost, COPY baseline, correctness ...")
     steps = ",".join(f"{k}:{n}" for k, n in cold["warehouse_shape"].items())
-    noop = measured(
-        [sys.executable, "-m", "benchmarks.noop", "warehouse", "--steps", steps],
-        code=None,
-        env=harness.env(code, DAGSTER_HOME=str(home)),
-        cwd=workdir,
-        timeout=timeout,
-    )
-    if noop.returncode != 0:
-        raise RuntimeError(noop.failure("benchmarks.noop warehouse"))
-    noop_result = json.loads(noop.stdout.strip().splitlines()[-1])
+    noop_run_ids = run_noop(["warehouse", "--steps", steps], code, harness, home, workdir, timeout)
     with open_instance(home) as dagster_instance:
-        noop_times = run_times(dagster_instance, noop_result["run_ids"][0])
+        noop_times = run_times(dagster_instance, noop_run_ids[0])
     overhead = sum(end - start for start, end in noop_times.steps.values())
     copies = copy_baseline(database_url, schema)
     copy_s, copy_fk_s, rows = (
@@ -249,14 +240,22 @@ def api_skeleton_s(
     over as many partitions in a fresh SQLite instance, raw_competitions start to raw_teams end."""
     home = workdir / "skeleton_home"
     home.mkdir()
-    args = ["--partitions", str(scale.competitions), "--runs", "3", "--checks"]
+    args = ["whole", "--partitions", str(scale.competitions), "--runs", "3", "--checks"]
+    run_noop(args, code, harness, home, workdir, timeout)
+    return api_phase_s(new_runs(home, set()))
+
+
+def run_noop(
+    args: list[str], code: Checkout, harness: Harness, home: Path, workdir: Path, timeout: float
+) -> list[str]:
+    """`python -m benchmarks.noop ARGS` in the instance at `home`; the ids of its runs."""
     proc = measured(
-        [sys.executable, "-m", "benchmarks.noop", "whole", *args],
+        [sys.executable, "-m", "benchmarks.noop", *args],
         code=None,
         env=harness.env(code, DAGSTER_HOME=str(home)),
         cwd=workdir,
         timeout=timeout,
     )
     if proc.returncode != 0:
-        raise RuntimeError(proc.failure("benchmarks.noop whole"))
-    return api_phase_s(new_runs(home, set()))
+        raise RuntimeError(proc.failure(f"benchmarks.noop {args[0]}"))
+    return list(json.loads(proc.stdout.strip().splitlines()[-1])["run_ids"])
