@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from benchmarks.report import (  # noqa: F401  (re-exported: tests and scripts)
     write_json,
 )
 from benchmarks.scale import WAREHOUSE_STEPS, Scale, floor_seconds, measure_scale  # noqa: F401
+from football_assets.cli.stop import Stopped, stopping
 from football_assets.resources.postgres_server import (
     start_embedded_postgres,
     stop_embedded_postgres,
@@ -177,10 +177,6 @@ def run_benchmark(
     return report
 
 
-def _stop(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
@@ -249,12 +245,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--update-baseline takes one checkout: the baseline is one commit's")
     # Stopped by a signal (also when started in the background, where SIGINT is ignored), the
     # run still stops the PostgreSQL it started and removes its scratch folder.
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        report = _run(args, scales, codes)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        with stopping():
+            report = _run(args, scales, codes)
+    except Stopped as stopped:
+        print(
+            f"benchmarks.run: {stopped.line()}; only the parts finished before it were written "
+            '(marked "complete": false)',
+            file=sys.stderr,
+        )
+        return stopped.exit_code
     print_report(report)
     return 0 if all(s["correct"] for s in report["scales"]) else 1
 
