@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -178,3 +182,32 @@ def test_the_no_op_floor_has_the_pipelines_shape_and_checks() -> None:
     in_steps = [sum(noop.TABLE_CHECKS[t] for t in step) for step in noop.TABLE_CHECK_STEPS]
     schema_step = len(tables)
     assert sorted(n for n in steps if n) == sorted([*in_steps, schema_step])
+
+
+@pytest.mark.slow
+def test_a_signal_stops_the_benchmark_in_one_line(pg_url: str, tmp_path: Path) -> None:
+    args = ["--scales", "13x20", "--database-url", pg_url, "--json", str(tmp_path / "r.json")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.run", *args],
+        cwd=bench.REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        process_group=0,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the first part has started
+        assert line.startswith("[13x20"), line
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        "benchmarks.run: interrupted (SIGTERM); only the parts finished before it were written "
+        '(marked "complete": false)'
+    ), err[-2000:]
+    assert "Traceback" not in err
